@@ -133,7 +133,12 @@ type Rewrite struct {
 
 // PathRewrite replaces the full path, or only the prefix that matched.
 type PathRewrite struct {
-	FullPath      string `json:"fullPath,omitempty"`
+	// FullPath is the replacement: the whole new path, or, with
+	// ReplacePrefix, what replaces the matched prefix (Gateway API
+	// replaceFullPath / replacePrefixMatch).
+	FullPath string `json:"fullPath,omitempty"`
+	// PrefixMatch is, with ReplacePrefix, the PathPrefix value that matched
+	// (rules are flattened to one match, so the compiler knows it).
 	PrefixMatch   string `json:"prefixMatch,omitempty"`
 	ReplacePrefix bool   `json:"replacePrefix,omitempty"`
 }
