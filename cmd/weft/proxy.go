@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"weft.dev/weft/internal/compile"
+	"weft.dev/weft/internal/proxy"
+	"weft.dev/weft/internal/proxy/admin"
+	"weft.dev/weft/internal/proxy/configfile"
+	"weft.dev/weft/internal/proxy/listener"
+)
+
+type proxyFlags struct {
+	config    string
+	outbound  string
+	upstreams []string
+	admin     string
+	zone      string
+	logLevel  string
+	drain     time.Duration
+}
+
+func newProxyCmd() *cobra.Command {
+	var f proxyFlags
+	cmd := &cobra.Command{
+		Use:   "proxy",
+		Short: "Run a sidecar proxy",
+		Long: `Run a sidecar proxy. With --config it runs alone from a file of resources
+(Service, Workload, HTTPRoute, GRPCRoute, TCPRoute, TrafficPolicy,
+FaultInjection), re-read on change or SIGHUP.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runProxy(f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.config, "config", "", "resource file to run from (YAML, multi-document)")
+	fl.StringVar(&f.outbound, "outbound", "127.0.0.1:15001", "forward-proxy listener for apps (HTTP_PROXY); empty disables")
+	fl.StringArrayVar(&f.upstreams, "upstream", nil, "NAME[.NAMESPACE][:PORT]=HOST:PORT: a local port carrying any protocol to a service (repeatable)")
+	fl.StringVar(&f.admin, "admin", "127.0.0.1:15000", "admin listener (/ready, /config, /clusters, /metrics); empty disables")
+	fl.StringVar(&f.zone, "zone", "", "this proxy's zone, for zone-aware load balancing")
+	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.DurationVar(&f.drain, "drain-timeout", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish")
+	return cmd
+}
+
+func runProxy(f proxyFlags) error {
+	log, err := newLogger(f.logLevel)
+	if err != nil {
+		return err
+	}
+	if f.config == "" {
+		return fmt.Errorf("--config is required (the control plane mode comes with `weft control`)")
+	}
+	targets := make([]struct {
+		tg   *proxy.Target
+		addr string
+	}, 0, len(f.upstreams))
+	for _, u := range f.upstreams {
+		tg, addr, err := parseUpstreamFlag(u)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, struct {
+			tg   *proxy.Target
+			addr string
+		}{tg, addr})
+	}
+
+	p := proxy.New(proxy.Options{Zone: f.zone, Logger: log})
+	defer p.Close()
+	metrics := admin.NewMetrics()
+	w := &configfile.Watcher{
+		Path: f.config,
+		Log:  log,
+		Apply: func(cfg *compile.Config) error {
+			err := p.Apply(cfg)
+			if err == nil {
+				metrics.ConfigApplied.Inc()
+			}
+			return err
+		},
+		OnError: func(error) { metrics.ConfigErrors.Inc() },
+	}
+	if err := w.LoadInitial(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+
+	ls := listener.NewSet(p, log)
+	if f.outbound != "" {
+		a, err := ls.Outbound(f.outbound)
+		if err != nil {
+			return fmt.Errorf("--outbound: %w", err)
+		}
+		log.Info("outbound listening", "addr", a.String())
+	}
+	for _, t := range targets {
+		a, err := ls.Upstream(t.addr, t.tg)
+		if err != nil {
+			return fmt.Errorf("--upstream %s: %w", t.tg.Host, err)
+		}
+		log.Info("upstream port listening", "service", t.tg.Host, "addr", a.String())
+	}
+	if f.admin != "" {
+		a, err := admin.Start(f.admin, p, metrics, log)
+		if err != nil {
+			return fmt.Errorf("--admin: %w", err)
+		}
+		defer a.Close()
+		log.Info("admin listening", "addr", a.Addr().String())
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go w.Run(ctx, hup)
+	<-ctx.Done()
+	log.Info("shutting down: draining requests in flight", "timeout", f.drain)
+	dctx, cancel := context.WithTimeout(context.Background(), f.drain)
+	defer cancel()
+	return ls.Shutdown(dctx)
+}
+
+// parseUpstreamFlag parses NAME[.NAMESPACE][:PORT]=HOST:PORT.
+func parseUpstreamFlag(s string) (*proxy.Target, string, error) {
+	name, addr, ok := strings.Cut(s, "=")
+	if !ok || name == "" || addr == "" {
+		return nil, "", fmt.Errorf("--upstream %q: want NAME[.NAMESPACE][:PORT]=HOST:PORT", s)
+	}
+	tg := &proxy.Target{Host: name}
+	if h, p, ok := strings.Cut(name, ":"); ok {
+		n, err := strconv.ParseUint(p, 10, 16)
+		if err != nil || n == 0 {
+			return nil, "", fmt.Errorf("--upstream %q: port %q is not a number from 1 to 65535", s, p)
+		}
+		tg.Host, tg.Port = h, int32(n)
+	}
+	return tg, addr, nil
+}

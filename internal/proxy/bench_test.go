@@ -1,0 +1,94 @@
+package proxy_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"testing"
+
+	"weft.dev/weft/internal/compile"
+	"weft.dev/weft/internal/proxy"
+)
+
+// The request-path benchmarks send 1 KiB responses over loopback, direct
+// and through the proxy's forward-proxy handler, in the same run so the
+// ratio (not the absolute time) is what to compare.
+
+var payload = bytes.Repeat([]byte("x"), 1024)
+
+func backend(b *testing.B) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Write(payload)
+	}))
+	b.Cleanup(srv.Close)
+	return srv
+}
+
+func benchConfig(addr string, retry *compile.Retry) *compile.Config {
+	cluster := compile.ClusterName("default", "bench", 8080)
+	return &compile.Config{
+		Version: "bench",
+		Services: []*compile.Service{{
+			Name: "bench", Namespace: "default", Hosts: []string{"bench", "bench.default"},
+			Ports: []*compile.ServicePort{{Port: 8080, Protocol: compile.ProtocolHTTP,
+				HTTP: &compile.HTTPRouting{Retry: retry, Rules: []*compile.HTTPRule{{
+					Route: "default", Backends: []*compile.Backend{{Cluster: cluster, Weight: 1}}}}}}},
+		}},
+		Clusters: map[string]*compile.Cluster{cluster: {
+			Name: cluster, Service: "default/bench", Port: 8080, Protocol: compile.ProtocolHTTP,
+			Endpoints:    []*compile.Endpoint{{Address: addr, Workload: "default/bench-1"}},
+			LoadBalancer: compile.LoadBalancer{Type: "RoundRobin"},
+		}},
+	}
+}
+
+func client(proxyURL string) *http.Client {
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	if proxyURL != "" {
+		u, _ := url.Parse(proxyURL)
+		tr.Proxy = http.ProxyURL(u)
+	}
+	return &http.Client{Transport: tr}
+}
+
+func run(b *testing.B, c *http.Client, target string) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		resp, err := c.Get(target)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || n != int64(len(payload)) {
+			b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
+		}
+	}
+}
+
+func BenchmarkDirectHTTP1(b *testing.B) {
+	be := backend(b)
+	run(b, client(""), be.URL+"/")
+}
+
+func benchProxy(b *testing.B, retry *compile.Retry) {
+	be := backend(b)
+	p := proxy.New(proxy.Options{})
+	b.Cleanup(p.Close)
+	if err := p.Apply(benchConfig(be.Listener.Addr().String(), retry)); err != nil {
+		b.Fatal(err)
+	}
+	ps := httptest.NewServer(p.Handler(nil))
+	b.Cleanup(ps.Close)
+	run(b, client(ps.URL), "http://bench:8080/")
+}
+
+func BenchmarkProxyHTTP1(b *testing.B) { benchProxy(b, nil) }
+
+func BenchmarkProxyHTTP1Retries(b *testing.B) {
+	benchProxy(b, &compile.Retry{Attempts: 2, RetryOn: []string{"5xx"}, BudgetPercent: 20, BudgetMinConcurrency: 3})
+}

@@ -1,0 +1,114 @@
+// Package configfile runs a proxy from a resource file instead of a control
+// plane: it decodes, validates and compiles the file, applies it, and
+// re-applies it when the file changes or on SIGHUP. A file that fails at any
+// step is refused with the reason and the previous config keeps serving.
+package configfile
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"weft.dev/weft/internal/compile"
+	"weft.dev/weft/internal/resource"
+)
+
+// pollInterval is how often the file is checked for changes. Polling (not
+// inotify) also sees editors that replace the file and bind-mounted
+// ConfigMaps that swap a symlink.
+const pollInterval = time.Second
+
+// Load reads and compiles the file at path.
+func Load(path string) (*compile.Config, []byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := Compile(path, data)
+	return cfg, data, err
+}
+
+// Compile decodes, validates and compiles file contents.
+func Compile(name string, data []byte) (*compile.Config, error) {
+	objs, err := resource.Decode(name, data)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := compile.Compile(resource.NewSet(objs), compile.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return cfg, nil
+}
+
+// Watcher keeps a proxy's config in step with a file.
+type Watcher struct {
+	Path  string
+	Apply func(*compile.Config) error
+	// OnError is told of every refused version (after it is logged).
+	OnError func(error)
+	Log     *slog.Logger
+	last    []byte
+}
+
+// LoadInitial loads the file once; the proxy must not start without it.
+func (w *Watcher) LoadInitial() error {
+	cfg, data, err := Load(w.Path)
+	if err != nil {
+		return err
+	}
+	if err := w.Apply(cfg); err != nil {
+		return fmt.Errorf("%s: %w", w.Path, err)
+	}
+	w.last = data
+	w.Log.Info("config loaded", "file", w.Path, "version", cfg.Version, "services", len(cfg.Services))
+	return nil
+}
+
+// Run re-applies the file on change or when reload receives, until ctx ends.
+func (w *Watcher) Run(ctx context.Context, reload <-chan os.Signal) {
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		forced := false
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-reload:
+			forced = true
+		}
+		w.check(forced)
+	}
+}
+
+func (w *Watcher) check(forced bool) {
+	data, err := os.ReadFile(w.Path)
+	if err != nil {
+		w.refuse(err)
+		return
+	}
+	if !forced && bytes.Equal(data, w.last) {
+		return
+	}
+	w.last = data // a bad file is reported once, not every poll
+	cfg, err := Compile(w.Path, data)
+	if err == nil {
+		err = w.Apply(cfg)
+	}
+	if err != nil {
+		w.refuse(err)
+		return
+	}
+	w.Log.Info("config reloaded", "file", w.Path, "version", cfg.Version, "services", len(cfg.Services))
+}
+
+func (w *Watcher) refuse(err error) {
+	w.Log.Error("config refused; keeping the previous config", "file", w.Path, "err", err.Error())
+	if w.OnError != nil {
+		w.OnError(err)
+	}
+}

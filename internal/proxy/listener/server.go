@@ -1,0 +1,195 @@
+// Package listener accepts traffic into the proxy: the outbound forward
+// proxy (HTTP and CONNECT), per-service upstream ports, and the sniffing
+// that sends each connection to the HTTP engine or to the TCP relay.
+package listener
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"weft.dev/weft/internal/compile"
+	"weft.dev/weft/internal/proxy"
+)
+
+const (
+	readHeaderTimeout = 30 * time.Second
+	idleTimeout       = 5 * time.Minute
+)
+
+// Set runs the proxy's listeners and stops them together.
+type Set struct {
+	p   *proxy.Proxy
+	log *slog.Logger
+	// inner serves HTTP found inside tunnels and on upstream ports; each
+	// connection carries its target in its context.
+	inner   *http.Server
+	innerL  *chanListener
+	servers []*http.Server
+	lns     []net.Listener
+	wg      sync.WaitGroup
+}
+
+// NewSet makes an empty listener set for p.
+func NewSet(p *proxy.Proxy, log *slog.Logger) *Set {
+	s := &Set{p: p, log: log, innerL: newChanListener()}
+	s.inner = newHTTPServer(p.Handler(nil), log)
+	s.inner.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if tc, ok := c.(*targetConn); ok {
+			return proxy.WithTarget(ctx, tc.target)
+		}
+		return ctx
+	}
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); _ = s.inner.Serve(s.innerL) }()
+	return s
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		Protocols:         new(http.Protocols),
+	}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
+	return srv
+}
+
+// Outbound starts the forward proxy on addr: apps set HTTP_PROXY to it.
+func (s *Set) Outbound(addr string) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := newHTTPServer(&forwardProxy{s: s, mesh: s.p.Handler(nil)}, s.log)
+	s.track(ln, srv)
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); _ = srv.Serve(ln) }()
+	return ln.Addr(), nil
+}
+
+// Upstream starts a port that carries any protocol to one service.
+func (s *Set) Upstream(addr string, tg *proxy.Target) (net.Addr, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	s.track(ln, nil)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				s.log.Warn("accept failed", "listener", addr, "err", err)
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			go s.dispatch(c, tg)
+		}
+	}()
+	return ln.Addr(), nil
+}
+
+// dispatch sends a connection bound for tg to the HTTP engine or the TCP
+// relay, by the service port's declared protocol, else by sniffing.
+func (s *Set) dispatch(c net.Conn, tg *proxy.Target) {
+	proto, ok := s.p.Protocol(tg)
+	if !ok {
+		s.log.Debug("connection for unknown service", "host", tg.Host, "port", tg.Port)
+		c.Close()
+		return
+	}
+	switch proto {
+	case compile.ProtocolTCP:
+		s.p.ServeTCP(c, tg)
+		return
+	case compile.ProtocolHTTP, compile.ProtocolH2C, compile.ProtocolGRPC, compile.ProtocolWebSocket:
+	default:
+		var sniffed string
+		sniffed, c = sniff(c)
+		if sniffed == sniffTCP {
+			s.p.ServeTCP(c, tg)
+			return
+		}
+	}
+	if !s.innerL.push(&targetConn{Conn: c, target: tg}) {
+		c.Close()
+	}
+}
+
+func (s *Set) track(ln net.Listener, srv *http.Server) {
+	s.lns = append(s.lns, ln)
+	if srv != nil {
+		s.servers = append(s.servers, srv)
+	}
+}
+
+// Shutdown stops accepting, lets requests in flight finish until ctx ends,
+// then closes everything.
+func (s *Set) Shutdown(ctx context.Context) error {
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	var err error
+	for _, srv := range append(s.servers, s.inner) {
+		if e := srv.Shutdown(ctx); e != nil && err == nil {
+			err = e
+		}
+	}
+	s.innerL.Close()
+	s.wg.Wait()
+	return err
+}
+
+// targetConn is a connection whose HTTP requests all go to one target.
+type targetConn struct {
+	net.Conn
+	target *proxy.Target
+}
+
+// chanListener hands connections accepted elsewhere to an http.Server.
+type chanListener struct {
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newChanListener() *chanListener {
+	return &chanListener{ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) push(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{} }

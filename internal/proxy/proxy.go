@@ -1,0 +1,103 @@
+// Package proxy is weft's data plane engine: it holds the active config,
+// routes HTTP requests and TCP connections to service ports, and forwards
+// them to upstream endpoints with retries, balancing and circuit breaking.
+// Listeners (internal/proxy/listener) feed it connections; the admin server
+// (internal/proxy/admin) reads its state.
+package proxy
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"sync/atomic"
+
+	"weft.dev/weft/internal/compile"
+	"weft.dev/weft/internal/proxy/upstream"
+)
+
+// Options configure a Proxy.
+type Options struct {
+	// Zone is this proxy's zone, for zone-aware balancing.
+	Zone   string
+	Logger *slog.Logger
+}
+
+// Proxy routes and forwards traffic per the active config. It is safe for
+// concurrent use; Apply swaps config without disturbing requests in flight.
+type Proxy struct {
+	log       *slog.Logger
+	table     atomic.Pointer[table]
+	upstreams *upstream.Manager
+	rp        *httputil.ReverseProxy
+	tr        *transports
+	budgets   sync.Map // cluster name -> *retryBudget; outlives reloads
+	applyMu   sync.Mutex
+}
+
+// New makes a proxy with no config; it serves 404 until Apply.
+func New(opts Options) *Proxy {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	p := &Proxy{log: log, upstreams: upstream.NewManager(opts.Zone), tr: newTransports()}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        rewrite,
+		Transport:      &forwarder{p: p},
+		FlushInterval:  -1, // stream every write: gRPC, SSE and long polls must not wait on a buffer
+		BufferPool:     bufferPool{},
+		ErrorHandler:   p.upstreamError,
+		ModifyResponse: modifyResponse,
+		ErrorLog:       slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return p
+}
+
+// Apply makes cfg the active config. A config whose route table cannot be
+// built (e.g. a regex that does not compile) is refused and the previous
+// config stays active.
+func (p *Proxy) Apply(cfg *compile.Config) error {
+	t, err := buildTable(cfg)
+	if err != nil {
+		return err
+	}
+	p.applyMu.Lock()
+	defer p.applyMu.Unlock()
+	// Clusters first so that routes never point at a cluster that is not
+	// there yet.
+	p.upstreams.Update(cfg.Clusters)
+	p.table.Store(t)
+	return nil
+}
+
+// Config returns the active config, or nil before the first Apply.
+func (p *Proxy) Config() *compile.Config {
+	if t := p.table.Load(); t != nil {
+		return t.cfg
+	}
+	return nil
+}
+
+// Ready reports whether a config is active.
+func (p *Proxy) Ready() bool { return p.table.Load() != nil }
+
+// Upstreams exposes cluster state for the admin server.
+func (p *Proxy) Upstreams() *upstream.Manager { return p.upstreams }
+
+// Close stops background work (health checks) and idle connections.
+func (p *Proxy) Close() {
+	p.upstreams.Close()
+	p.tr.close()
+}
+
+// bufferPool reuses the 32 KiB copy buffers of ReverseProxy, which
+// otherwise allocates one per request.
+type bufferPool struct{}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
+
+func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
+
+var _ http.Handler = (*Handler)(nil)
