@@ -4,12 +4,29 @@
 // may be in flight (circuit breaking). Its state outlives config reloads:
 // Manager.Update swaps the config of a cluster while keeping the counters
 // and ejection state of endpoints that stay.
+//
+// Where things live, one concern per file:
+//
+//	upstream.go  Manager, Cluster and Endpoint, and state across reloads
+//	balance.go   pickers: immutable snapshots, swapped atomically
+//	zone.go      which endpoints a picker chooses among (zone-aware, panic)
+//	outlier.go   passive ejection from request outcomes (End)
+//	health.go    active HTTP health checks
+//	circuit.go   Admit and AdmitConnection: Envoy-style limits
+//	status.go    read-only stats for the admin page
+//
+// The request path touches only atomics and immutable snapshots: Pick,
+// Begin, End and Admit take no lock unless an endpoint's state changes
+// (an ejection, a lapsed ejection, a health flip), which rebuilds the
+// cluster's picker under the cluster's mutex.
 package upstream
 
 import (
 	"errors"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"weft.dev/weft/internal/compile"
 )
@@ -21,6 +38,9 @@ var (
 	ErrNoEndpoint  = errors.New("no healthy upstream")
 	ErrOverflow    = errors.New("circuit open: too many pending requests")
 	ErrMaxRequests = errors.New("circuit open: too many requests")
+	// ErrAdmitAborted is returned by Admit when done closed while the
+	// request waited for a connection slot.
+	ErrAdmitAborted = errors.New("circuit: gave up waiting for a connection slot")
 )
 
 // Outcome classifies how a request to an endpoint ended, for outlier
@@ -36,16 +56,39 @@ const (
 	Cancelled              // the caller went away; not the endpoint's fault
 )
 
+func (o Outcome) String() string {
+	switch o {
+	case Success:
+		return "success"
+	case Status5xx:
+		return "5xx"
+	case GatewayError:
+		return "gateway-error"
+	case ConnectFailure:
+		return "connect-failure"
+	case Reset:
+		return "reset"
+	case Cancelled:
+		return "cancelled"
+	}
+	return "unknown"
+}
+
 // Manager owns every cluster's runtime state.
 type Manager struct {
 	mu       sync.Mutex
 	clusters atomic.Pointer[map[string]*Cluster]
-	// Zone is the local proxy's zone, for zone-aware balancing.
+	// Zone is the local proxy's zone, for zone-aware balancing. Set it
+	// before the first Update; each Update applies the current value.
 	Zone string
+
+	// Seams for tests; set before the first Update.
+	clock clock
+	rand  func() uint64
 }
 
 func NewManager(zone string) *Manager {
-	m := &Manager{Zone: zone}
+	m := &Manager{Zone: zone, clock: newMonoClock(), rand: rand.Uint64}
 	empty := map[string]*Cluster{}
 	m.clusters.Store(&empty)
 	return m
@@ -61,17 +104,17 @@ func (m *Manager) Update(clusters map[string]*compile.Cluster) {
 	for name, cc := range clusters {
 		c := old[name]
 		if c == nil {
-			c = newCluster(m.Zone)
+			c = newCluster(name, m)
 		}
-		c.update(cc)
+		c.update(m.Zone, cc)
 		next[name] = c
 	}
+	m.clusters.Store(&next)
 	for name, c := range old {
 		if _, ok := next[name]; !ok {
 			c.close()
 		}
 	}
-	m.clusters.Store(&next)
 }
 
 // Cluster returns the named cluster or nil.
@@ -90,12 +133,29 @@ type PickInfo struct {
 	Avoid *Endpoint
 }
 
-// Endpoint is one backend address with its live state.
+// Endpoint is one backend address with its live state. The exported fields
+// never change; an address whose zone or workload changes is a new backend
+// and gets a new Endpoint.
 type Endpoint struct {
 	Address  string
 	Zone     string
 	Workload string
-	active   atomic.Int64
+
+	active atomic.Int64
+
+	// Passive outlier detection (outlier.go). Consecutive counters are
+	// touched by End; ejection fields change under the cluster's mutex,
+	// ejectedUntil is read without it.
+	consec5xx    atomic.Int32
+	consecGW     atomic.Int32
+	consecConn   atomic.Int32
+	ejectedUntil atomic.Int64 // clock ns; 0 never ejected
+	ejections    int          // current multiplier, guarded by Cluster.mu
+
+	// Active health checking (health.go).
+	unhealthy atomic.Bool
+	hcOK      atomic.Int32
+	hcFail    atomic.Int32
 }
 
 // Active is the number of requests in flight to the endpoint.
@@ -103,54 +163,149 @@ func (e *Endpoint) Active() int64 { return e.active.Load() }
 
 // Cluster is the live state of one compile.Cluster.
 type Cluster struct {
+	name  string
+	clock clock
+	rand  func() uint64
+
+	// Read on the request path without locks.
+	cfg     atomic.Pointer[compile.Cluster]
+	picker  atomic.Pointer[picker]
+	outlier atomic.Pointer[outlierPolicy]
+	circuit atomic.Pointer[circuit]
+	rr      atomic.Uint64
+
+	// Circuit breaker counters; they outlive config reloads.
+	requests atomic.Int64
+	pending  atomic.Int64
+	conns    atomic.Int64
+
+	mu     sync.Mutex // guards the fields below and picker rebuilds
 	zone   string
-	cfg    atomic.Pointer[compile.Cluster]
-	eps    atomic.Pointer[[]*Endpoint]
-	rr     atomic.Uint64
-	active atomic.Int64
+	eps    []*Endpoint // in config order, deduplicated by address
+	byAddr map[string]*Endpoint
+	ring   *ring // over eps; nil unless the balancer is RingHash
+	health *healthChecker
+	closed bool
 }
 
-func newCluster(zone string) *Cluster { return &Cluster{zone: zone} }
+func newCluster(name string, m *Manager) *Cluster {
+	c := &Cluster{name: name, clock: m.clock, rand: m.rand}
+	// Start round robin at a random offset so proxies that load the same
+	// config at once do not all send their first request to one endpoint.
+	c.rr.Store(c.rand())
+	c.picker.Store(&picker{})
+	c.circuit.Store(&circuit{})
+	return c
+}
 
-func (c *Cluster) update(cc *compile.Cluster) {
-	c.cfg.Store(cc)
-	eps := make([]*Endpoint, 0, len(cc.Endpoints))
-	for _, e := range cc.Endpoints {
-		eps = append(eps, &Endpoint{Address: e.Address, Zone: e.Zone, Workload: e.Workload})
+// update applies cc, keeping the Endpoint objects of addresses that stay.
+func (c *Cluster) update(zone string, cc *compile.Cluster) {
+	if cc == nil {
+		cc = &compile.Cluster{Name: c.name}
 	}
-	c.eps.Store(&eps)
+	c.mu.Lock()
+	c.zone = zone
+	oldEps := c.eps
+	eps := make([]*Endpoint, 0, len(cc.Endpoints))
+	byAddr := make(map[string]*Endpoint, len(cc.Endpoints))
+	for _, ce := range cc.Endpoints {
+		if ce == nil || byAddr[ce.Address] != nil {
+			continue
+		}
+		e := c.byAddr[ce.Address]
+		if e == nil || e.Zone != ce.Zone || e.Workload != ce.Workload {
+			e = &Endpoint{Address: ce.Address, Zone: ce.Zone, Workload: ce.Workload}
+		}
+		eps = append(eps, e)
+		byAddr[ce.Address] = e
+	}
+	c.eps, c.byAddr = eps, byAddr
+
+	c.cfg.Store(cc)
+	c.applyOutlierLocked(cc.Outlier)
+	c.circuit.Store(c.circuit.Load().with(cc.Limits))
+	if lbKindOf(cc) == lbRingHash {
+		c.ring = c.ring.update(oldEps, eps) // nil-safe: builds afresh
+	} else {
+		c.ring = nil
+	}
+	c.rebuildLocked()
+	stop := c.reconcileHealthLocked(cc.HealthCheck)
+	c.mu.Unlock()
+
+	// Outside the lock: a stopping checker may be waiting on c.mu to
+	// record a result.
+	if stop != nil {
+		stop.stop()
+	}
 }
 
-func (c *Cluster) close() {}
+func (c *Cluster) close() {
+	c.mu.Lock()
+	c.closed = true
+	h := c.health
+	c.health = nil
+	c.mu.Unlock()
+	if h != nil {
+		h.stop()
+	}
+}
+
+func sameEndpoints(a, b []*Endpoint) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// Name is the cluster's key in the config.
+func (c *Cluster) Name() string { return c.name }
 
 // Config is the cluster's current config.
 func (c *Cluster) Config() *compile.Cluster { return c.cfg.Load() }
 
-// Pick chooses an endpoint per the cluster's load balancer, skipping ejected
-// and unhealthy endpoints.
-func (c *Cluster) Pick(info PickInfo) (*Endpoint, error) {
-	eps := *c.eps.Load()
-	if len(eps) == 0 {
-		return nil, ErrNoEndpoint
+// Endpoints returns the cluster's endpoints in config order. The slice is
+// shared and must not be modified.
+func (c *Cluster) Endpoints() []*Endpoint { return c.picker.Load().all }
+
+// Endpoint returns the endpoint with the given address, or nil.
+func (c *Cluster) Endpoint(address string) *Endpoint {
+	for _, e := range c.picker.Load().all {
+		if e.Address == address {
+			return e
+		}
 	}
-	n := c.rr.Add(1)
-	e := eps[int(n%uint64(len(eps)))]
-	if e == info.Avoid && len(eps) > 1 {
-		e = eps[int((n+1)%uint64(len(eps)))]
-	}
-	return e, nil
+	return nil
 }
 
-// Admit applies the circuit breaker before a request is sent. On success it
-// returns a release func that must be called once when the request ends.
-// It may block while the request is pending for a connection slot, up to
-// the cluster's MaxPendingRequests; done aborts the wait.
-func (c *Cluster) Admit(done <-chan struct{}) (release func(), err error) {
-	c.active.Add(1)
-	return func() { c.active.Add(-1) }, nil
-}
-
-// Begin marks a request to e as started; End reports how it ended.
+// Begin marks a request to e as started; End reports how it ended. Every
+// Begin must be matched by exactly one End.
 func (c *Cluster) Begin(e *Endpoint) { e.active.Add(1) }
 
-func (c *Cluster) End(e *Endpoint, o Outcome) { e.active.Add(-1) }
+// End marks a request to e as finished and feeds outlier detection.
+func (c *Cluster) End(e *Endpoint, o Outcome) {
+	e.active.Add(-1)
+	c.observe(e, o)
+}
+
+// clock is a monotonic clock in nanoseconds, with the wall time it started
+// at for display.
+type clock interface {
+	Now() int64
+	Wall(ns int64) time.Time
+}
+
+type monoClock struct{ epoch time.Time }
+
+func newMonoClock() *monoClock { return &monoClock{epoch: time.Now()} }
+
+// Now reads only the monotonic clock (time.Since), which is cheaper than
+// a wall-clock read and immune to clock steps.
+func (m *monoClock) Now() int64 { return int64(time.Since(m.epoch)) }
+
+func (m *monoClock) Wall(ns int64) time.Time { return m.epoch.Add(time.Duration(ns)) }
