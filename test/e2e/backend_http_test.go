@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"strconv"
@@ -94,6 +96,8 @@ func NewHTTPBackend(t testing.TB, name string, opts ...backendOptions) *HTTPBack
 			}
 		},
 		ReadHeaderTimeout: 10 * time.Second,
+		// h2spec makes the h2 server log every protocol error it catches.
+		ErrorLog: log.New(io.Discard, "", 0),
 	}
 	if o.H2C {
 		var p http.Protocols
@@ -239,19 +243,36 @@ func sleepCtx(r *http.Request, d time.Duration) {
 }
 
 // payload is an endless deterministic byte stream (xorshift), so large
-// bodies need no memory and can be checked by hash on both sides.
-type payload struct{ s uint64 }
+// bodies need no memory and can be checked by hash on both sides. The
+// stream is the same whatever sizes it is read in.
+type payload struct {
+	s    uint64
+	word [8]byte
+	left int // unread bytes at the end of word
+}
 
 func newPayload() *payload { return &payload{s: 0x9e3779b97f4a7c15} }
 
+func (p *payload) next() uint64 {
+	p.s ^= p.s << 13
+	p.s ^= p.s >> 7
+	p.s ^= p.s << 17
+	return p.s
+}
+
 func (p *payload) Read(b []byte) (int, error) {
-	for i := range b {
-		p.s ^= p.s << 13
-		p.s ^= p.s >> 7
-		p.s ^= p.s << 17
-		b[i] = byte(p.s)
+	n := copy(b, p.word[8-p.left:])
+	p.left -= n
+	for ; n+8 <= len(b); n += 8 {
+		binary.LittleEndian.PutUint64(b[n:], p.next())
 	}
-	return len(b), nil
+	if n < len(b) {
+		binary.LittleEndian.PutUint64(p.word[:], p.next())
+		k := copy(b[n:], p.word[:])
+		p.left = 8 - k
+		n += k
+	}
+	return n, nil
 }
 
 // payloadSHA256 is the hex SHA-256 of the first n bytes of payload.

@@ -31,13 +31,30 @@ func TestLBRoundRobin(t *testing.T) {
 	t.Parallel()
 	a, b, c := threeBackends(t)
 	p := balanced(t, "loadBalancer: {type: RoundRobin}", a, b, c)
+	client := proxyClient(t, p)
 	const n = 300
-	counts := countBackends(t, proxyClient(t, p), "http://web:80/rr", n)
+	counts := map[string]int{}
+	var seq []string
+	for i := 0; i < n; i++ {
+		r := mustOK(t, client, "http://web:80/rr")
+		counts[r.Backend()]++
+		seq = append(seq, r.Backend())
+	}
 	for _, name := range []string{"a", "b", "c"} {
 		if got := counts[name]; got < 95 || got > 105 {
 			t.Errorf("round robin over 3 endpoints, %d requests: %v; want 100 ± 5 each", n, counts)
 			break
 		}
+	}
+	// One caller in sequence: every 3 consecutive picks are 3 endpoints.
+	cyclic := 0
+	for i := 0; i+3 <= n; i++ {
+		if seq[i] != seq[i+1] && seq[i+1] != seq[i+2] && seq[i] != seq[i+2] {
+			cyclic++
+		}
+	}
+	if cyclic < (n-2)*95/100 {
+		t.Errorf("only %d of %d windows of 3 consecutive picks hit 3 endpoints; round robin cycles (first picks: %v)", cyclic, n-2, seq[:12])
 	}
 }
 

@@ -263,7 +263,7 @@ func rawRequest(t testing.TB, addr, raw string) (status int, resp string) {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(3 * time.Second))
 	// A server may answer and close before reading everything (a header
 	// too large): still read what it said.
 	io.WriteString(c, raw)

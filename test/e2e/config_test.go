@@ -16,8 +16,9 @@ import (
 func docs(ds ...string) string {
 	var b strings.Builder
 	for _, d := range ds {
+		d = strings.TrimPrefix(strings.TrimLeft(d, "\n"), "---\n") // nested docs()
 		b.WriteString("---\n")
-		b.WriteString(strings.TrimLeft(d, "\n"))
+		b.WriteString(d)
 		if !strings.HasSuffix(d, "\n") {
 			b.WriteString("\n")
 		}

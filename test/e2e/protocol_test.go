@@ -288,7 +288,7 @@ func TestGRPC(t *testing.T) {
 				}
 			})
 			t.Run("bidi stream error status", func(t *testing.T) {
-				ctx := testContext(t, 10*time.Second)
+				ctx := testContext(t, 3*time.Second)
 				stream, err := client.FullDuplexCall(ctx)
 				if err != nil {
 					t.Fatal(err)

@@ -13,7 +13,7 @@ import (
 
 func TestCircuitBreaker(t *testing.T) {
 	t.Parallel()
-	const backendDelay = time.Second
+	const backendDelay = 600 * time.Millisecond
 	a := NewHTTPBackend(t, "a")
 	a.SetDelay(backendDelay)
 	p := balanced(t, `
