@@ -1,15 +1,14 @@
 package resource
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
+	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -54,19 +53,19 @@ type typeHeader struct {
 // Nothing is returned unless every document is valid: the caller applies all
 // or nothing.
 func Decode(file string, data []byte) ([]*Object, error) {
-	docs, err := splitDocuments(data)
+	docs, err := splitDocuments(file, data)
 	if err != nil {
-		return nil, &FieldError{Source: Source{File: file, Document: 1}, Reason: err.Error()}
+		return nil, ErrorList{err}
 	}
 	var objs []*Object
 	var errs ErrorList
 	seen := map[string]Source{}
 	for i, doc := range docs {
 		src := Source{File: file, Document: i + 1}
-		if isBlank(doc) {
+		if isBlank(doc.data) {
 			continue
 		}
-		obj, ferr := decodeOne(src, doc)
+		obj, ferr := decodeOne(src, doc.data, doc.line)
 		if ferr != nil {
 			errs = append(errs, ferr...)
 			continue
@@ -85,13 +84,16 @@ func Decode(file string, data []byte) ([]*Object, error) {
 	return objs, nil
 }
 
-func decodeOne(src Source, doc []byte) (*Object, ErrorList) {
+// decodeOne decodes the document that starts at line (1-based) of the file;
+// line turns the YAML library's document-relative line numbers into the
+// file's.
+func decodeOne(src Source, doc []byte, line int) (*Object, ErrorList) {
 	fail := func(kind, name, field, reason string) ErrorList {
 		return ErrorList{{Source: src, Kind: kind, Name: name, Field: field, Reason: reason}}
 	}
 	var h typeHeader
 	if err := yaml.Unmarshal(doc, &h); err != nil {
-		return nil, fail("", "", "", "not a YAML object: "+cleanYAMLError(err))
+		return nil, decodeErrors(src, "", "", doc, line, reflect.TypeFor[typeHeader](), err, false)
 	}
 	if h.APIVersion == "" {
 		return nil, fail(h.Kind, h.Metadata.Name, "apiVersion", "required")
@@ -104,8 +106,11 @@ func decodeOne(src Source, doc []byte) (*Object, ErrorList) {
 		return nil, fail(h.Kind, h.Metadata.Name, "kind", fmt.Sprintf("unsupported apiVersion %q kind %q (supported: %s)", h.APIVersion, h.Kind, supportedKinds()))
 	}
 	v := info.new()
-	if err := yaml.UnmarshalStrict(doc, v); err != nil {
-		return nil, fail(info.kind, h.Metadata.Name, "", cleanYAMLError(err))
+	err := yaml.UnmarshalStrict(doc, v)
+	// Also run when decoding succeeded: encoding/json accepts "Name" for
+	// "name", which Kubernetes (and so kubectl apply) would refuse.
+	if errs := decodeErrors(src, info.kind, h.Metadata.Name, doc, line, reflect.TypeOf(v), err, true); len(errs) > 0 {
+		return nil, errs
 	}
 	obj := &Object{Kind: info.kind, Name: h.Metadata.Name, Namespace: h.Metadata.Namespace, Source: src, Value: v}
 	if obj.Namespace == "" {
@@ -116,6 +121,31 @@ func decodeOne(src Source, doc []byte) (*Object, ErrorList) {
 		return nil, errs
 	}
 	return obj, nil
+}
+
+// decodeErrors turns a decoding failure (err, possibly nil) into errors that
+// name the field. The decoder's own message is kept when the walk cannot
+// place it, and always for YAML syntax errors, which the walk over the
+// converted JSON cannot see. It returns at least one error if err != nil.
+func decodeErrors(src Source, kind, name string, doc []byte, line int, t reflect.Type, err error, strict bool) ErrorList {
+	var errs ErrorList
+	problems := explainDecode(doc, t, err, strict)
+	if err != nil && strings.Contains(err.Error(), "already set in map") {
+		if dups := duplicateKeyErrors(doc, line, err.Error()); dups != nil {
+			problems, err = append(dups, problems...), nil
+		}
+	}
+	for _, p := range problems {
+		reason := p.reason
+		if p.path == "" {
+			reason = "a document must be a mapping with apiVersion, kind, metadata and spec; " + strings.TrimPrefix(reason, "must be an object (key: value), ")
+		}
+		errs = append(errs, &FieldError{Source: src, Kind: kind, Name: name, Field: p.path, Reason: reason})
+	}
+	if err != nil && (len(errs) == 0 || strings.HasPrefix(err.Error(), "error converting YAML to JSON")) {
+		errs = append(errs, &FieldError{Source: src, Kind: kind, Name: name, Reason: fileLines(cleanYAMLError(err), line)})
+	}
+	return errs
 }
 
 // setNamespace writes the defaulted namespace back so every consumer sees it.
@@ -139,19 +169,59 @@ func supportedKinds() string {
 	return strings.Join(out, ", ")
 }
 
-func splitDocuments(data []byte) ([][]byte, error) {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	var docs [][]byte
-	for {
-		d, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return docs, nil
+type document struct {
+	data []byte
+	line int // where the document starts in the file, 1-based
+}
+
+// splitDocuments splits a stream at "---" lines the way
+// k8s.io/apimachinery's YAMLReader does (empty documents are dropped, text
+// after a separator must be a comment), and also records where each document
+// starts so errors can give file line numbers.
+func splitDocuments(file string, data []byte) ([]document, *FieldError) {
+	var docs []document
+	var buf []byte
+	start := 1
+	for n, line := range bytes.SplitAfter(data, []byte("\n")) {
+		if bytes.HasPrefix(line, []byte("---")) {
+			rest := strings.TrimSpace(string(line[3:]))
+			if rest != "" && rest[0] != '#' {
+				// Blame the document this separator would start.
+				next := len(docs) + 1
+				if len(buf) > 0 {
+					next++
+				}
+				return nil, &FieldError{Source: Source{File: file, Document: next},
+					Reason: fmt.Sprintf("line %d: invalid document separator %q: only a comment may follow \"---\"", n+1, strings.TrimSpace(string(line)))}
+			}
+			if len(buf) > 0 {
+				docs = append(docs, document{buf, start})
+			}
+			buf, start = nil, n+2
+			continue
 		}
-		if err != nil {
-			return nil, err
-		}
-		docs = append(docs, d)
+		buf = append(buf, line...)
 	}
+	if len(buf) > 0 {
+		docs = append(docs, document{buf, start})
+	}
+	return docs, nil
+}
+
+var yamlLineRE = regexp.MustCompile(`\bline (\d+)\b`)
+
+// fileLines rewrites "line N" of a document into the line of the file.
+func fileLines(msg string, start int) string {
+	if start <= 1 {
+		return msg
+	}
+	return yamlLineRE.ReplaceAllStringFunc(msg, func(m string) string {
+		n, err := strconv.Atoi(m[len("line "):])
+		if err != nil {
+			return m
+		}
+		return "line " + strconv.Itoa(n+start-1)
+	})
 }
 
 func isBlank(doc []byte) bool {
@@ -172,5 +242,8 @@ func cleanYAMLError(err error) string {
 	s = strings.TrimPrefix(s, "error unmarshaling JSON: while decoding JSON: ")
 	s = strings.TrimPrefix(s, "error unmarshaling JSON: ")
 	s = strings.TrimPrefix(s, "json: ")
-	return s
+	// yaml.v2 lists strict-mode errors on indented lines under a heading.
+	s = strings.TrimPrefix(s, "yaml: unmarshal errors:\n  ")
+	s = strings.ReplaceAll(s, "\n  ", "; ")
+	return strings.ReplaceAll(s, "already set in map", "appears more than once in the same mapping")
 }
