@@ -29,7 +29,12 @@ export PATH="$GOBIN_DIR:$PATH"
 # h2spec --version says nothing useful (no ldflags), the build info does.
 if ! go version -m "$(command -v h2spec 2>/dev/null || echo /nonexistent)" 2>/dev/null | grep -q 'summerwind/h2spec.*v2\.2\.1'; then
 	log "installing h2spec"
-	GOFLAGS= go install "$H2SPEC_MODULE"
+	# h2spec has no go.mod, so go install chats about every dependency it
+	# resolves; show that only if it fails.
+	if ! out="$(GOFLAGS= go install "$H2SPEC_MODULE" 2>&1)"; then
+		echo "$out" >&2
+		exit 1
+	fi
 fi
 
 # --- static checks and build ----------------------------------------------
