@@ -4,6 +4,10 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
 )
 
 // faultRoute sends all of Service web through a FaultInjection named
@@ -58,5 +62,32 @@ func TestFaultAbort(t *testing.T) {
 	}
 	if got := a.Requests.Load(); got != int64(counts["a"]) {
 		t.Errorf("backend saw %d requests, but %d passed the fault: aborted requests must not reach it", got, counts["a"])
+	}
+}
+
+func TestFaultAbortGRPC(t *testing.T) {
+	t.Parallel()
+	g := NewGRPCBackend(t, "g1")
+	p := StartProxy(t, docs(
+		serviceWith(t, "grpc", 50051, "grpc", g),
+		`apiVersion: weft.dev/v1alpha1
+kind: FaultInjection
+metadata: {name: unavailable}
+spec:
+  abort: {grpcStatus: 14, percent: 100}
+`,
+		httpRoute("grpc", "grpc", `
+- filters:
+  - type: ExtensionRef
+    extensionRef: {group: weft.dev, kind: FaultInjection, name: unavailable}
+  backendRefs: [{name: grpc, port: 50051}]
+`)), ProxyOptions{Upstreams: []string{"grpc"}})
+	client := grpcClient(t, p.Upstream["grpc"], nil)
+	_, err := client.UnaryCall(testContext(t, 5*time.Second), &grpc_testing.SimpleRequest{})
+	if st := status.Convert(err); st.Code() != codes.Unavailable {
+		t.Errorf("gRPC call through an abort fault with grpcStatus 14: got %v %q, want Unavailable", st.Code(), st.Message())
+	}
+	if n := g.Calls.Load(); n != 0 {
+		t.Errorf("backend got %d calls; aborted calls must not reach it", n)
 	}
 }

@@ -418,8 +418,14 @@ func TestTCPOpaque(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
+		start := time.Now()
 		if got := readLine(t, c, bufio.NewReader(c)); got != "banner t2\n" {
 			t.Fatalf("banner = %q", got)
+		}
+		// Sniffing would also get there, once it gives up waiting for the
+		// client's first bytes; appProtocol tcp must not wait at all.
+		if d := time.Since(start); d > 150*time.Millisecond {
+			t.Errorf("banner took %v: the proxy waited to sniff a port declared appProtocol tcp", d)
 		}
 	})
 }
