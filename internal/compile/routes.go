@@ -174,10 +174,12 @@ func attaches(refs []gwv1.ParentReference, routeNS, ns, name string, p *corev1.S
 }
 
 // httpRouting builds the route table of one HTTP-capable (or sniffed) port:
-// every attached HTTPRoute and GRPCRoute rule in precedence order, then a
-// default rule to the port's own cluster, so that traffic no route matches
-// still reaches the service (GAMMA). Retries and timeouts come from the
-// called service's TrafficPolicy.
+// every attached HTTPRoute and GRPCRoute rule in precedence order. A port
+// no route attaches to gets one default rule to its own cluster. Once a
+// route attaches, it owns the port: a request no rule matches gets 404, as
+// the Gateway API (and GAMMA) specify, rather than slipping past the route
+// to the service. Retries and timeouts come from the called service's
+// TrafficPolicy.
 func (c *compiler) httpRouting(ns, name string, p *corev1.ServicePort, own string) *HTTPRouting {
 	var cands []candidate
 	for _, rt := range c.httpRoutes {
@@ -209,12 +211,14 @@ func (c *compiler) httpRouting(ns, name string, p *corev1.ServicePort, own strin
 		}
 		rules = append(rules, r)
 	}
-	rules = append(rules, &HTTPRule{
-		Route:          "", // no route: the service's own default
-		Backends:       []*Backend{{Cluster: own, Weight: 1}},
-		Timeout:        timeout,
-		BackendTimeout: perTry,
-	})
+	if len(cands) == 0 {
+		rules = append(rules, &HTTPRule{
+			Route:          "", // no route: the service's own default
+			Backends:       []*Backend{{Cluster: own, Weight: 1}},
+			Timeout:        timeout,
+			BackendTimeout: perTry,
+		})
+	}
 	return &HTTPRouting{Rules: rules, Retry: retry, Timeout: timeout}
 }
 

@@ -126,7 +126,7 @@ func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 				}
 			})
 		}
-		resp.Body = wrapBody(resp.Body, done)
+		resp.Body = wrapBody(resp.Body, try.cancel, done)
 		return resp, nil
 	}
 }
@@ -301,19 +301,25 @@ func drainAndClose(b io.ReadCloser) {
 
 // wrapBody calls done when the body is closed. A 101 response's body is the
 // upgraded connection and must stay writable.
-func wrapBody(b io.ReadCloser, done func()) io.ReadCloser {
+func wrapBody(b io.ReadCloser, cancel, done func()) io.ReadCloser {
 	if rwc, ok := b.(io.ReadWriteCloser); ok {
 		return &rwcBody{ReadWriteCloser: rwc, done: done}
 	}
-	return &doneBody{ReadCloser: b, done: done}
+	return &doneBody{ReadCloser: b, cancel: cancel, done: done}
 }
 
 type doneBody struct {
 	io.ReadCloser
-	done func()
+	cancel func()
+	done   func()
 }
 
+// Close ends the attempt before closing the body: once the response is
+// over, an HTTP/2 request stream whose upload is still open (a bidi gRPC
+// call the server ended first) must be reset, or closing the body waits
+// for an upload the client will never finish.
 func (b *doneBody) Close() error {
+	b.cancel()
 	err := b.ReadCloser.Close()
 	b.done()
 	return err
