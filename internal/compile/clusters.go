@@ -68,9 +68,11 @@ func (c *compiler) endpoints(ns string, svc *corev1.Service, p *corev1.ServicePo
 			continue
 		}
 		eps = append(eps, &Endpoint{
-			Workload: ns + "/" + w.Name,
-			Address:  hostPort(w.Spec.Address, port),
-			Zone:     w.Spec.Zone,
+			Workload:       ns + "/" + w.Name,
+			Address:        hostPort(w.Spec.Address, port),
+			Zone:           w.Spec.Zone,
+			Inbound:        w.Spec.Inbound,
+			ServiceAccount: w.Spec.ServiceAccount,
 		})
 	}
 	sort.SliceStable(eps, func(i, j int) bool {

@@ -197,6 +197,13 @@ type Endpoint struct {
 	Workload string `json:"workload"` // namespace/name
 	Address  string `json:"address"`  // host:port
 	Zone     string `json:"zone,omitempty"`
+	// Inbound is the address of the workload's sidecar, when it runs one:
+	// callers connect there and name Address in a PROXY protocol header,
+	// and the sidecar delivers to its app.
+	Inbound string `json:"inbound,omitempty"`
+	// Identity is the workload's service account, for the identity the
+	// caller expects of the sidecar at Inbound.
+	ServiceAccount string `json:"serviceAccount,omitempty"`
 }
 
 type LoadBalancer struct {

@@ -1,7 +1,9 @@
 package resource
 
 import (
+	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/validate/content"
@@ -40,6 +42,17 @@ func validateWorkload(v *validator, w *Workload) {
 	if s.Zone != "" {
 		if msgs := content.IsLabelValue(s.Zone); len(msgs) > 0 {
 			v.addf("spec.zone", "invalid zone %q: %s", s.Zone, k8sReason(msgs))
+		}
+	}
+	if s.Inbound != "" {
+		host, port, err := net.SplitHostPort(s.Inbound)
+		if err != nil {
+			v.addf("spec.inbound", "invalid inbound %q: want host:port of the workload's sidecar", s.Inbound)
+		} else {
+			validateAddress(v, "spec.inbound", host)
+			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+				v.addf("spec.inbound", "invalid port %q: must be 1 to 65535", port)
+			}
 		}
 	}
 }

@@ -28,6 +28,10 @@ type WorkloadSpec struct {
 	ServiceAccount string `json:"serviceAccount,omitempty"`
 	// Zone is the failure domain, used by zone-aware load balancing.
 	Zone string `json:"zone,omitempty"`
+	// Inbound is the host:port of the workload's sidecar inbound listener.
+	// Set by a registering proxy; empty for endpoints that run no proxy,
+	// which callers then reach directly.
+	Inbound string `json:"inbound,omitempty"`
 }
 
 type WorkloadPort struct {
