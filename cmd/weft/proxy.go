@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -23,6 +24,8 @@ type proxyFlags struct {
 	config    string
 	outbound  string
 	upstreams []string
+	inbound   string
+	apps      []string
 	admin     string
 	zone      string
 	logLevel  string
@@ -44,6 +47,8 @@ FaultInjection), re-read on change or SIGHUP.`,
 	fl.StringVar(&f.config, "config", "", "resource file to run from (YAML, multi-document)")
 	fl.StringVar(&f.outbound, "outbound", "127.0.0.1:15001", "forward-proxy listener for apps (HTTP_PROXY); empty disables")
 	fl.StringArrayVar(&f.upstreams, "upstream", nil, "NAME[.NAMESPACE][:PORT]=HOST:PORT: a local port carrying any protocol to a service (repeatable)")
+	fl.StringVar(&f.inbound, "inbound", "", "listener other sidecars deliver to, for the --app ports; empty disables")
+	fl.StringArrayVar(&f.apps, "app", nil, "PORTNAME=HOST:PORT: a port of the local app that the inbound delivers to (repeatable)")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:15000", "admin listener (/ready, /config, /clusters, /metrics); empty disables")
 	fl.StringVar(&f.zone, "zone", "", "this proxy's zone, for zone-aware load balancing")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -72,6 +77,14 @@ func runProxy(f proxyFlags) error {
 			tg   *proxy.Target
 			addr string
 		}{tg, addr})
+	}
+
+	apps, err := parseAppFlags(f.apps)
+	if err != nil {
+		return err
+	}
+	if len(apps) > 0 && f.inbound == "" {
+		return fmt.Errorf("--app needs --inbound: the app is reached through the inbound listener")
 	}
 
 	p := proxy.New(proxy.Options{Zone: f.zone, Logger: log})
@@ -107,6 +120,13 @@ func runProxy(f proxyFlags) error {
 			return fmt.Errorf("--upstream %s: %w", t.tg.Host, err)
 		}
 		log.Info("upstream port listening", "service", t.tg.Host, "addr", a.String())
+	}
+	if f.inbound != "" {
+		a, err := ls.Inbound(f.inbound, apps)
+		if err != nil {
+			return fmt.Errorf("--inbound: %w", err)
+		}
+		log.Info("inbound listening", "addr", a.String(), "apps", len(apps))
 	}
 	if f.admin != "" {
 		a, err := admin.Start(f.admin, p, metrics, log)
@@ -144,4 +164,31 @@ func parseUpstreamFlag(s string) (*proxy.Target, string, error) {
 		tg.Host, tg.Port = h, int32(n)
 	}
 	return tg, addr, nil
+}
+
+// parseAppFlags parses PORTNAME=HOST:PORT flags. The port number is also
+// the workload port callers address, so names and numbers must be unique.
+func parseAppFlags(flags []string) ([]*proxy.App, error) {
+	var apps []*proxy.App
+	seen := map[string]bool{}
+	for _, s := range flags {
+		name, addr, ok := strings.Cut(s, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--app %q: want PORTNAME=HOST:PORT", s)
+		}
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, fmt.Errorf("--app %q: %v", s, err)
+		}
+		n, err := strconv.ParseUint(port, 10, 16)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("--app %q: port %q is not a number from 1 to 65535", s, port)
+		}
+		if seen[name] || seen[port] {
+			return nil, fmt.Errorf("--app %q: port name or number given twice", s)
+		}
+		seen[name], seen[port] = true, true
+		apps = append(apps, &proxy.App{Name: name, Port: int32(n), Addr: addr})
+	}
+	return apps, nil
 }

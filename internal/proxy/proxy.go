@@ -31,6 +31,7 @@ type Proxy struct {
 	upstreams *upstream.Manager
 	rp        *httputil.ReverseProxy
 	tr        *transports
+	in        *inbound
 	budgets   sync.Map // cluster name -> *retryBudget; outlives reloads
 	applyMu   sync.Mutex
 }
@@ -42,6 +43,7 @@ func New(opts Options) *Proxy {
 		log = slog.Default()
 	}
 	p := &Proxy{log: log, upstreams: upstream.NewManager(opts.Zone), tr: newTransports()}
+	p.in = newInbound(p)
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      &forwarder{p: p},
@@ -67,6 +69,7 @@ func (p *Proxy) Apply(cfg *compile.Config) error {
 	// Clusters first so that routes never point at a cluster that is not
 	// there yet.
 	p.upstreams.Update(cfg.Clusters)
+	p.tr.dialer.update(cfg.Clusters)
 	p.table.Store(t)
 	return nil
 }
@@ -89,6 +92,8 @@ func (p *Proxy) Upstreams() *upstream.Manager { return p.upstreams }
 func (p *Proxy) Close() {
 	p.upstreams.Close()
 	p.tr.close()
+	p.in.h1.CloseIdleConnections()
+	p.in.h2c.CloseIdleConnections()
 }
 
 // bufferPool reuses the 32 KiB copy buffers of ReverseProxy, which

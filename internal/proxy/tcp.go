@@ -75,7 +75,7 @@ func (p *Proxy) dialCluster(c *upstream.Cluster, src net.Addr) (net.Conn, *upstr
 			return nil, nil
 		}
 		c.Begin(ep)
-		up, err := dial(context.Background(), ep.Address)
+		up, err := p.tr.dial(context.Background(), ep.Address)
 		if err == nil {
 			return up, ep
 		}

@@ -13,8 +13,9 @@ import (
 // protocol. They are shared by every cluster and survive config reloads, so
 // a reload never drops idle upstream connections.
 type transports struct {
-	h1  *http.Transport
-	h2c *http.Transport
+	h1     *http.Transport
+	h2c    *http.Transport
+	dialer *endpointDialer
 }
 
 const (
@@ -23,7 +24,7 @@ const (
 )
 
 func newTransports() *transports {
-	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	dialer := newEndpointDialer()
 	base := func() *http.Transport {
 		return &http.Transport{
 			Proxy:               nil, // never follow HTTP_PROXY: we are the proxy
@@ -45,7 +46,7 @@ func newTransports() *transports {
 	// Prior-knowledge h2c multiplexes; one connection per endpoint suffices
 	// until the server's stream limit.
 	h2c.MaxIdleConnsPerHost = 4
-	return &transports{h1: h1, h2c: h2c}
+	return &transports{h1: h1, h2c: h2c, dialer: dialer}
 }
 
 // forProtocol picks the transport for a cluster's protocol; a sniffed port
@@ -69,7 +70,6 @@ func (t *transports) close() {
 }
 
 // dial opens a TCP connection to an endpoint for opaque traffic.
-func dial(ctx context.Context, addr string) (net.Conn, error) {
-	d := net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
-	return d.DialContext(ctx, "tcp", addr)
+func (t *transports) dial(ctx context.Context, addr string) (net.Conn, error) {
+	return t.dialer.DialContext(ctx, "tcp", addr)
 }

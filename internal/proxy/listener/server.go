@@ -25,8 +25,9 @@ const (
 type Set struct {
 	p   *proxy.Proxy
 	log *slog.Logger
-	// inner serves HTTP found inside tunnels and on upstream ports; each
-	// connection carries its target in its context.
+	// inner serves HTTP found inside tunnels, on upstream ports and on the
+	// inbound listener; each connection carries its target (outbound) or
+	// its app (inbound) in its context.
 	inner   *http.Server
 	innerL  *chanListener
 	servers []*http.Server
@@ -37,10 +38,20 @@ type Set struct {
 // NewSet makes an empty listener set for p.
 func NewSet(p *proxy.Proxy, log *slog.Logger) *Set {
 	s := &Set{p: p, log: log, innerL: newChanListener()}
-	s.inner = newHTTPServer(p.Handler(nil), log)
+	outbound, inbound := p.Handler(nil), p.InboundHandler()
+	s.inner = newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if proxy.AppFrom(r.Context()) != nil {
+			inbound.ServeHTTP(w, r)
+			return
+		}
+		outbound.ServeHTTP(w, r)
+	}), log)
 	s.inner.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-		if tc, ok := c.(*targetConn); ok {
+		switch tc := c.(type) {
+		case *targetConn:
 			return proxy.WithTarget(ctx, tc.target)
+		case *appConn:
+			return proxy.WithApp(ctx, tc.app)
 		}
 		return ctx
 	}

@@ -1,0 +1,115 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"time"
+)
+
+// App is one port of the local application, as the sidecar was told with
+// --app: the inbound side delivers traffic for Port to Addr.
+type App struct {
+	Name string
+	Port int32
+	Addr string
+}
+
+type appKey struct{}
+
+// WithApp binds the requests of a context (one inbound connection) to the
+// local app port they are for.
+func WithApp(ctx context.Context, a *App) context.Context {
+	return context.WithValue(ctx, appKey{}, a)
+}
+
+// AppFrom returns the app a context is bound to, or nil.
+func AppFrom(ctx context.Context) *App {
+	a, _ := ctx.Value(appKey{}).(*App)
+	return a
+}
+
+// inbound forwards requests that other sidecars sent to the local app. It
+// has its own connection pools: the app is on this host and is dialled
+// directly, never through a sidecar.
+type inbound struct {
+	rp  *httputil.ReverseProxy
+	h1  *http.Transport
+	h2c *http.Transport
+}
+
+func newInbound(p *Proxy) *inbound {
+	in := &inbound{}
+	dialer := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	mk := func(h2 bool) *http.Transport {
+		t := &http.Transport{
+			DialContext:         dialer.DialContext,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     idleConnTimeout,
+			DisableCompression:  true,
+			Protocols:           new(http.Protocols),
+		}
+		if h2 {
+			t.Protocols.SetUnencryptedHTTP2(true)
+		} else {
+			t.Protocols.SetHTTP1(true)
+		}
+		return t
+	}
+	in.h1, in.h2c = mk(false), mk(true)
+	in.rp = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = AppFrom(pr.In.Context()).Addr
+			pr.Out.Host = pr.In.Host
+			if _, ok := pr.Out.Header["User-Agent"]; !ok {
+				pr.Out.Header["User-Agent"] = nil
+			}
+		},
+		Transport:     in,
+		FlushInterval: -1,
+		BufferPool:    bufferPool{},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil {
+				return
+			}
+			p.log.Debug("inbound: app request failed", "app", AppFrom(r.Context()).Addr, "err", err)
+			answer(w, r, http.StatusBadGateway, ReasonUpstreamError, "local app: "+err.Error())
+		},
+	}
+	return in
+}
+
+// RoundTrip speaks to the app what the caller spoke to us.
+func (in *inbound) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.ProtoMajor == 2 {
+		return in.h2c.RoundTrip(r)
+	}
+	return in.h1.RoundTrip(r)
+}
+
+// InboundHandler serves HTTP that arrived from other sidecars, for the app
+// bound to the request context (WithApp).
+func (p *Proxy) InboundHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if AppFrom(r.Context()) == nil {
+			answer(w, r, http.StatusNotFound, ReasonUnknownService, "no local app for this connection")
+			return
+		}
+		p.in.rp.ServeHTTP(w, r)
+	})
+}
+
+// ServeInboundTCP relays an opaque connection from another sidecar to the
+// app, and closes conn when done.
+func (p *Proxy) ServeInboundTCP(conn net.Conn, a *App) {
+	defer conn.Close()
+	d := net.Dialer{Timeout: dialTimeout}
+	up, err := d.Dial("tcp", a.Addr)
+	if err != nil {
+		p.log.Debug("inbound: app connect failed", "app", a.Addr, "err", err)
+		return
+	}
+	relay(conn, up)
+}
