@@ -116,6 +116,8 @@ type ProxyOptions struct {
 	Upstreams []string
 	Zone      string
 	Env       []string
+	// Args are extra flags, e.g. --inbound and --app.
+	Args []string
 }
 
 // Proxy is one running `weft proxy`.
@@ -176,6 +178,7 @@ func startProxy(t testing.TB, path string, opts ProxyOptions) (*Proxy, error) {
 	if opts.Zone != "" {
 		args = append(args, "--zone", opts.Zone)
 	}
+	args = append(args, opts.Args...)
 	p.cmd = exec.Command(weftBin, args...)
 	p.cmd.Stdout = p.Stderr
 	p.cmd.Stderr = p.Stderr
