@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"weft.dev/weft/internal/compile"
+	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/proxy"
 	"weft.dev/weft/internal/proxy/admin"
 	"weft.dev/weft/internal/proxy/configfile"
@@ -26,6 +27,10 @@ type proxyFlags struct {
 	upstreams []string
 	inbound   string
 	apps      []string
+	tlsCert   string
+	tlsKey    string
+	tlsBundle string
+	mtlsMode  string
 	admin     string
 	zone      string
 	logLevel  string
@@ -49,6 +54,10 @@ FaultInjection), re-read on change or SIGHUP.`,
 	fl.StringArrayVar(&f.upstreams, "upstream", nil, "NAME[.NAMESPACE][:PORT]=HOST:PORT: a local port carrying any protocol to a service (repeatable)")
 	fl.StringVar(&f.inbound, "inbound", "", "listener other sidecars deliver to, for the --app ports; empty disables")
 	fl.StringArrayVar(&f.apps, "app", nil, "PORTNAME=HOST:PORT: a port of the local app that the inbound delivers to (repeatable)")
+	fl.StringVar(&f.tlsCert, "tls-cert", "", "SVID certificate chain (PEM) for mTLS between sidecars, when not issued by a control plane")
+	fl.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
+	fl.StringVar(&f.tlsBundle, "tls-bundle", "", "trust bundle (PEM) that peers' certificates must chain to")
+	fl.StringVar(&f.mtlsMode, "inbound-mtls", "strict", "strict: the inbound refuses plaintext; permissive: accepts plaintext beside mTLS (migration)")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:15000", "admin listener (/ready, /config, /clusters, /metrics); empty disables")
 	fl.StringVar(&f.zone, "zone", "", "this proxy's zone, for zone-aware load balancing")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -89,6 +98,9 @@ func runProxy(f proxyFlags) error {
 
 	p := proxy.New(proxy.Options{Zone: f.zone, Logger: log})
 	defer p.Close()
+	if err := setFileIdentity(p, f); err != nil {
+		return err
+	}
 	metrics := admin.NewMetrics()
 	w := &configfile.Watcher{
 		Path: f.config,
@@ -191,4 +203,28 @@ func parseAppFlags(flags []string) ([]*proxy.App, error) {
 		apps = append(apps, &proxy.App{Name: name, Port: int32(n), Addr: addr})
 	}
 	return apps, nil
+}
+
+// setFileIdentity loads an identity from files (--tls-*), for proxies run
+// without a control plane, and the inbound's mTLS mode.
+func setFileIdentity(p *proxy.Proxy, f proxyFlags) error {
+	switch f.mtlsMode {
+	case "strict":
+	case "permissive":
+		p.SetInboundPermissive(true)
+	default:
+		return fmt.Errorf("--inbound-mtls %q: want strict or permissive", f.mtlsMode)
+	}
+	if f.tlsCert == "" && f.tlsKey == "" && f.tlsBundle == "" {
+		return nil
+	}
+	if f.tlsCert == "" || f.tlsKey == "" || f.tlsBundle == "" {
+		return fmt.Errorf("--tls-cert, --tls-key and --tls-bundle go together")
+	}
+	src, err := identity.LoadSourceFiles(f.tlsCert, f.tlsKey, f.tlsBundle)
+	if err != nil {
+		return err
+	}
+	p.SetIdentity(identity.NewMeshTLS(src))
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -137,4 +138,38 @@ func (s *Source) RenewAt() time.Time {
 	}
 	c := v.Certificates[0]
 	return c.NotBefore.Add(c.NotAfter.Sub(c.NotBefore) / 2)
+}
+
+// LoadSourceFiles makes a Source from PEM files: a certificate chain (leaf
+// first), its private key and the trust bundle.
+func LoadSourceFiles(certFile, keyFile, bundleFile string) (*Source, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	bundlePEM, err := os.ReadFile(bundleFile)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := ParseCertificates(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", certFile, err)
+	}
+	key, err := ParseKey(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", keyFile, err)
+	}
+	chain := make([][]byte, len(certs))
+	for i, c := range certs {
+		chain[i] = c.Raw
+	}
+	src, err := NewSource(chain, key, bundlePEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", certFile, err)
+	}
+	return src, nil
 }

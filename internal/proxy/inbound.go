@@ -18,6 +18,34 @@ type App struct {
 
 type appKey struct{}
 
+// Peer is the verified caller of an inbound connection.
+type Peer struct {
+	// ID is the caller's SPIFFE ID.
+	ID string
+}
+
+type peerKey struct{}
+
+// WithPeer records the verified caller of a connection's requests (nil:
+// plaintext, unauthenticated).
+func WithPeer(ctx context.Context, p *Peer) context.Context {
+	if p == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, peerKey{}, p)
+}
+
+// PeerFrom returns the verified caller, or nil.
+func PeerFrom(ctx context.Context) *Peer {
+	p, _ := ctx.Value(peerKey{}).(*Peer)
+	return p
+}
+
+// HeaderClientCert tells the app who called, as Envoy and Istio do: the
+// proxy removes any value a caller sent and sets its own from the verified
+// peer certificate.
+const HeaderClientCert = "X-Forwarded-Client-Cert"
+
 // WithApp binds the requests of a context (one inbound connection) to the
 // local app port they are for.
 func WithApp(ctx context.Context, a *App) context.Context {
@@ -63,6 +91,14 @@ func newInbound(p *Proxy) *inbound {
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = AppFrom(pr.In.Context()).Addr
 			pr.Out.Host = pr.In.Host
+			pr.Out.Header.Del(HeaderClientCert)
+			if peer := PeerFrom(pr.In.Context()); peer != nil {
+				v := "URI=" + peer.ID
+				if m := p.Identity(); m != nil {
+					v = "By=" + m.Source().ID().String() + ";" + v
+				}
+				pr.Out.Header.Set(HeaderClientCert, v)
+			}
 			if _, ok := pr.Out.Header["User-Agent"]; !ok {
 				pr.Out.Header["User-Agent"] = nil
 			}
@@ -113,3 +149,10 @@ func (p *Proxy) ServeInboundTCP(conn net.Conn, a *App) {
 	}
 	relay(conn, up)
 }
+
+// SetInboundPermissive makes the inbound accept plaintext beside mTLS
+// (PeerAuthentication PERMISSIVE); the default is STRICT.
+func (p *Proxy) SetInboundPermissive(on bool) { p.permissive.Store(on) }
+
+// InboundPermissive reports whether the inbound accepts plaintext.
+func (p *Proxy) InboundPermissive() bool { return p.permissive.Load() }

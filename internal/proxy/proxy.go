@@ -32,8 +32,10 @@ type Proxy struct {
 	rp        *httputil.ReverseProxy
 	tr        *transports
 	in        *inbound
-	budgets   sync.Map // cluster name -> *retryBudget; outlives reloads
-	applyMu   sync.Mutex
+	// permissive: the inbound accepts plaintext beside mTLS.
+	permissive atomic.Bool
+	budgets    sync.Map // cluster name -> *retryBudget; outlives reloads
+	applyMu    sync.Mutex
 }
 
 // New makes a proxy with no config; it serves 404 until Apply.

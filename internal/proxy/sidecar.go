@@ -2,16 +2,19 @@ package proxy
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/pires/go-proxyproto"
 
 	"weft.dev/weft/internal/compile"
+	"weft.dev/weft/internal/identity"
 )
 
 // Sidecar-to-sidecar delivery. An endpoint whose workload runs a weft
@@ -22,46 +25,70 @@ import (
 // only to ports its app declared. Connection pools stay keyed by endpoint
 // address, so each app port keeps its own pool.
 
-// endpointDialer dials endpoints, through their sidecar when they have one.
+// endpointDialer dials endpoints, through their sidecar when they have one,
+// with mutual TLS once the proxy has an identity.
 type endpointDialer struct {
-	// inbound maps an endpoint address to its sidecar's inbound address.
-	inbound atomic.Pointer[map[string]string]
-	dialer  net.Dialer
+	// sidecars maps an endpoint address to its sidecar.
+	sidecars atomic.Pointer[map[string]sidecar]
+	tls      atomic.Pointer[identity.MeshTLS]
+	dialer   net.Dialer
+}
+
+// sidecar is where an endpoint's sidecar listens and who it must prove to
+// be: the workload's namespace and service account.
+type sidecar struct {
+	inbound        string
+	namespace      string
+	serviceAccount string
 }
 
 func newEndpointDialer() *endpointDialer {
 	d := &endpointDialer{dialer: net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}}
-	empty := map[string]string{}
-	d.inbound.Store(&empty)
+	empty := map[string]sidecar{}
+	d.sidecars.Store(&empty)
 	return d
 }
 
 // update indexes the sidecars of every endpoint in cfg.
 func (d *endpointDialer) update(clusters map[string]*compile.Cluster) {
-	m := map[string]string{}
+	m := map[string]sidecar{}
 	for _, c := range clusters {
 		for _, e := range c.Endpoints {
 			if e.Inbound != "" {
-				m[e.Address] = e.Inbound
+				ns, _, _ := strings.Cut(e.Workload, "/")
+				m[e.Address] = sidecar{inbound: e.Inbound, namespace: ns, serviceAccount: e.ServiceAccount}
 			}
 		}
 	}
-	d.inbound.Store(&m)
+	d.sidecars.Store(&m)
 }
 
 // DialContext connects to addr, an endpoint address.
 func (d *endpointDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	in, ok := (*d.inbound.Load())[addr]
+	sc, ok := (*d.sidecars.Load())[addr]
 	if !ok {
 		return d.dialer.DialContext(ctx, network, addr)
 	}
-	c, err := d.dialer.DialContext(ctx, network, in)
+	c, err := d.dialer.DialContext(ctx, network, sc.inbound)
 	if err != nil {
 		return nil, err
 	}
+	if m := d.tls.Load(); m != nil {
+		want, err := identity.ID(m.Source().TrustDomain(), sc.namespace, sc.serviceAccount)
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("sidecar %s: expected identity: %w", sc.inbound, err)
+		}
+		tc := tls.Client(c, m.Client(want))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("mTLS to sidecar %s (want %s): %w", sc.inbound, want, err)
+		}
+		c = tc
+	}
 	if err := writeDestination(c, addr); err != nil {
 		c.Close()
-		return nil, fmt.Errorf("sidecar %s: %w", in, err)
+		return nil, fmt.Errorf("sidecar %s: %w", sc.inbound, err)
 	}
 	return c, nil
 }
@@ -99,3 +126,12 @@ func writeDestination(c net.Conn, endpoint string) error {
 	_, err = h.WriteTo(c)
 	return err
 }
+
+// SetIdentity makes the proxy use mutual TLS with this identity toward
+// other sidecars and on its inbound. It may be called again on rotation
+// with a new MeshTLS; open connections keep the certificate they were made
+// with.
+func (p *Proxy) SetIdentity(m *identity.MeshTLS) { p.tr.dialer.tls.Store(m) }
+
+// Identity is the proxy's mTLS identity, nil when it has none (plaintext).
+func (p *Proxy) Identity() *identity.MeshTLS { return p.tr.dialer.tls.Load() }

@@ -2,12 +2,14 @@ package listener
 
 import (
 	"bufio"
+	"crypto/tls"
 	"errors"
 	"net"
 	"time"
 
 	"github.com/pires/go-proxyproto"
 
+	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/proxy"
 )
 
@@ -48,6 +50,11 @@ func (s *Set) Inbound(addr string, apps []*proxy.App) (net.Addr, error) {
 }
 
 func (s *Set) inbound(c net.Conn, apps map[int]*proxy.App) {
+	c, peer, ok := s.inboundSecurity(c)
+	if !ok {
+		c.Close()
+		return
+	}
 	br := bufio.NewReaderSize(c, 1024)
 	h, err := proxyproto.ReadHeaderTimeout(c, br, headerTimeout)
 	if err != nil {
@@ -68,13 +75,52 @@ func (s *Set) inbound(c net.Conn, apps map[int]*proxy.App) {
 		s.p.ServeInboundTCP(conn, app)
 		return
 	}
-	if !s.innerL.push(&appConn{Conn: conn, app: app}) {
+	if !s.innerL.push(&appConn{Conn: conn, app: app, peer: peer}) {
 		conn.Close()
 	}
+}
+
+// inboundSecurity terminates mutual TLS on an inbound connection when the
+// proxy has an identity. Plaintext is refused then, unless the workload is
+// PERMISSIVE (migration: callers without a sidecar). Without an identity
+// (a proxy run from a file with no certificates) the inbound is plaintext.
+func (s *Set) inboundSecurity(c net.Conn) (net.Conn, *proxy.Peer, bool) {
+	m := s.p.Identity()
+	if m == nil {
+		return c, nil, true
+	}
+	_ = c.SetReadDeadline(time.Now().Add(headerTimeout))
+	// A roomy buffer: whatever the first read brings stays in one piece for
+	// the PROXY header parser, which wants the header in a single read.
+	br := bufio.NewReaderSize(c, 4096)
+	first, err := br.Peek(1)
+	_ = c.SetReadDeadline(time.Time{})
+	if err != nil {
+		return c, nil, false
+	}
+	pc := &peekedConn{Conn: c, r: br}
+	if first[0] != 0x16 { // not a TLS handshake record
+		if s.p.InboundPermissive() {
+			return pc, nil, true
+		}
+		s.log.Debug("inbound: plaintext refused (mTLS is STRICT)", "peer", c.RemoteAddr().String())
+		return c, nil, false
+	}
+	tc := tls.Server(pc, m.Server())
+	_ = c.SetDeadline(time.Now().Add(headerTimeout))
+	if err := tc.Handshake(); err != nil {
+		s.log.Debug("inbound: mTLS handshake failed", "peer", c.RemoteAddr().String(), "err", err)
+		return c, nil, false
+	}
+	_ = c.SetDeadline(time.Time{})
+	cs := tc.ConnectionState()
+	id, _ := identity.PeerID(&cs)
+	return tc, &proxy.Peer{ID: id.String()}, true
 }
 
 // appConn is an inbound connection whose requests all go to one app port.
 type appConn struct {
 	net.Conn
-	app *proxy.App
+	app  *proxy.App
+	peer *proxy.Peer
 }

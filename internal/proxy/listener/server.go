@@ -51,7 +51,7 @@ func NewSet(p *proxy.Proxy, log *slog.Logger) *Set {
 		case *targetConn:
 			return proxy.WithTarget(ctx, tc.target)
 		case *appConn:
-			return proxy.WithApp(ctx, tc.app)
+			return proxy.WithPeer(proxy.WithApp(ctx, tc.app), tc.peer)
 		}
 		return ctx
 	}
