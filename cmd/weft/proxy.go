@@ -33,6 +33,12 @@ type proxyFlags struct {
 	mtlsMode  string
 	admin     string
 	zone      string
+	// The workload this proxy stands for: which policies apply to its
+	// inbound, and (with a control plane) what it registers as.
+	name           string
+	namespace      string
+	labels         string
+	serviceAccount string
 	logLevel  string
 	drain     time.Duration
 }
@@ -60,6 +66,10 @@ FaultInjection), re-read on change or SIGHUP.`,
 	fl.StringVar(&f.mtlsMode, "inbound-mtls", "strict", "strict: the inbound refuses plaintext; permissive: accepts plaintext beside mTLS (migration)")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:15000", "admin listener (/ready, /config, /clusters, /metrics); empty disables")
 	fl.StringVar(&f.zone, "zone", "", "this proxy's zone, for zone-aware load balancing")
+	fl.StringVar(&f.name, "name", "", "name of the workload this proxy stands for")
+	fl.StringVar(&f.namespace, "namespace", "default", "namespace of the workload")
+	fl.StringVar(&f.labels, "labels", "", "labels of the workload, k=v,k=v: Services select it by them, and policies targeting those Services apply to its inbound")
+	fl.StringVar(&f.serviceAccount, "service-account", "", "service account of the workload: its identity is spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.DurationVar(&f.drain, "drain-timeout", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish")
 	return cmd
@@ -227,4 +237,20 @@ func setFileIdentity(p *proxy.Proxy, f proxyFlags) error {
 	}
 	p.SetIdentity(identity.NewMeshTLS(src))
 	return nil
+}
+
+// parseLabels parses k=v,k=v.
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--labels %q: want k=v,k=v", s)
+		}
+		out[k] = v
+	}
+	return out, nil
 }
