@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one command that runs every test of weft, on a fresh Debian machine as
 # root or on a developer's machine: installs what the tests need (curl,
-# h2spec), then vet, gofmt, build, unit tests with -race, and the end-to-end
+# h2spec, etcd), then vet, gofmt, build, unit tests with -race, and the end-to-end
 # suite against the built binary. Safe to run again: installs are skipped
 # when already done.
 set -euo pipefail
@@ -21,6 +21,21 @@ if ! command -v curl >/dev/null 2>&1; then
 	else
 		echo "curl is missing and this is not root: install it (apt-get install curl)" >&2
 		exit 1
+	fi
+fi
+
+# etcd (Debian's etcd-server) for the etcd store backend and the control
+# plane replica tests; those tests skip, saying why, where it is missing.
+if ! command -v etcd >/dev/null 2>&1; then
+	if [ "$(id -u)" -eq 0 ]; then
+		log "installing etcd-server"
+		apt-get update -qq >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server >/dev/null
+		# The package starts a system etcd on the default ports; the tests
+		# start their own on free ports and need none.
+		if command -v systemctl >/dev/null 2>&1; then systemctl stop etcd >/dev/null 2>&1 || true; fi
+	else
+		echo "etcd is missing and this is not root: etcd tests will be skipped (apt-get install etcd-server)" >&2
 	fi
 fi
 

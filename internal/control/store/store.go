@@ -32,7 +32,21 @@ type Object struct {
 	// ResourceVersion is the store revision at which the object last
 	// changed, as a decimal string (Kubernetes style).
 	ResourceVersion string `json:"resourceVersion"`
+	// Ephemeral is set on objects read back from Register: they live with
+	// a lease, not in durable storage. A registration shadows an applied
+	// object with the same key for as long as it lives.
+	Ephemeral bool `json:"ephemeral,omitempty"`
 }
+
+// KeyError says which object an error is about; it wraps ErrConflict or
+// ErrNotFound, so errors.Is keeps working.
+type KeyError struct {
+	Key string
+	Err error
+}
+
+func (e *KeyError) Error() string { return e.Key + ": " + e.Err.Error() }
+func (e *KeyError) Unwrap() error { return e.Err }
 
 // Key is "Kind/namespace/name".
 func (o *Object) Key() string { return o.Kind + "/" + o.Namespace + "/" + o.Name }
