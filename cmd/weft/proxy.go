@@ -39,8 +39,8 @@ type proxyFlags struct {
 	namespace      string
 	labels         string
 	serviceAccount string
-	logLevel  string
-	drain     time.Duration
+	logLevel       string
+	drain          time.Duration
 }
 
 func newProxyCmd() *cobra.Command {
@@ -63,7 +63,7 @@ FaultInjection), re-read on change or SIGHUP.`,
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "SVID certificate chain (PEM) for mTLS between sidecars, when not issued by a control plane")
 	fl.StringVar(&f.tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
 	fl.StringVar(&f.tlsBundle, "tls-bundle", "", "trust bundle (PEM) that peers' certificates must chain to")
-	fl.StringVar(&f.mtlsMode, "inbound-mtls", "strict", "strict: the inbound refuses plaintext; permissive: accepts plaintext beside mTLS (migration)")
+	fl.StringVar(&f.mtlsMode, "inbound-mtls", "", "override PeerAuthentication: strict refuses plaintext on the inbound, permissive also accepts it (default: from PeerAuthentication, else strict)")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:15000", "admin listener (/ready, /config, /clusters, /metrics); empty disables")
 	fl.StringVar(&f.zone, "zone", "", "this proxy's zone, for zone-aware load balancing")
 	fl.StringVar(&f.name, "name", "", "name of the workload this proxy stands for")
@@ -112,9 +112,14 @@ func runProxy(f proxyFlags) error {
 		return err
 	}
 	metrics := admin.NewMetrics()
+	labels, err := parseLabels(f.labels)
+	if err != nil {
+		return err
+	}
 	w := &configfile.Watcher{
-		Path: f.config,
-		Log:  log,
+		Path:    f.config,
+		Log:     log,
+		Options: compile.Options{Namespace: f.namespace, Self: &compile.Self{Namespace: f.namespace, Labels: labels}},
 		Apply: func(cfg *compile.Config) error {
 			err := p.Apply(cfg)
 			if err == nil {
@@ -219,7 +224,9 @@ func parseAppFlags(flags []string) ([]*proxy.App, error) {
 // without a control plane, and the inbound's mTLS mode.
 func setFileIdentity(p *proxy.Proxy, f proxyFlags) error {
 	switch f.mtlsMode {
+	case "":
 	case "strict":
+		p.SetInboundPermissive(false)
 	case "permissive":
 		p.SetInboundPermissive(true)
 	default:

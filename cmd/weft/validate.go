@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"weft.dev/weft/internal/compile"
 	"weft.dev/weft/internal/proxy/configfile"
 )
 
@@ -15,7 +16,7 @@ func newValidateCmd() *cobra.Command {
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			for _, f := range args {
-				cfg, _, err := configfile.Load(f)
+				cfg, _, err := configfile.Load(f, compile.Options{})
 				if err != nil {
 					return err
 				}

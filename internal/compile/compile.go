@@ -23,6 +23,9 @@ type Options struct {
 	// nil means every service. Clusters that the included services' routes
 	// send to (backends, mirrors) are always included, in or out of scope.
 	Services []string
+	// Self is the workload the proxy stands for; with it, the Config's
+	// Inbound carries the policies of that workload's inbound.
+	Self *Self
 }
 
 // Compile turns a validated resource set into the Config of one proxy. It is
@@ -54,6 +57,9 @@ func Compile(set *resource.Set, opts Options) (*Config, error) {
 	// ports, route backends and mirrors.
 	for name, ref := range c.refs {
 		cfg.Clusters[name] = c.cluster(ref)
+	}
+	if opts.Self != nil {
+		cfg.Inbound = inbound(set, opts.Self)
 	}
 	v, err := version(cfg)
 	if err != nil {

@@ -26,6 +26,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden.json from the
 // zero value.
 var scenarioOptions = map[string]Options{
 	"scope": {Namespace: "default", Services: []string{"default/frontend"}},
+	"authz": {Namespace: "shop", Services: []string{}, Self: &Self{Namespace: "shop", Labels: map[string]string{"app": "ratings", "version": "v1"}}},
 }
 
 // TestGolden compiles every testdata/<scenario>.yaml and compares the result

@@ -19,6 +19,9 @@ type Config struct {
 	// Clusters are the backends traffic is balanced over, one per
 	// (service, port), keyed by ClusterName.
 	Clusters map[string]*Cluster `json:"clusters"`
+	// Inbound is the policy of the proxy's own inbound (mTLS mode and
+	// authorization); nil when the proxy's workload is not known.
+	Inbound *Inbound `json:"inbound,omitempty"`
 }
 
 // Protocols a service port can speak (from appProtocol, else sniffed).

@@ -129,9 +129,16 @@ func (in *inbound) RoundTrip(r *http.Request) (*http.Response, error) {
 // bound to the request context (WithApp).
 func (p *Proxy) InboundHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if AppFrom(r.Context()) == nil {
+		app := AppFrom(r.Context())
+		if app == nil {
 			answer(w, r, http.StatusNotFound, ReasonUnknownService, "no local app for this connection")
 			return
+		}
+		if t := p.table.Load(); t != nil {
+			if by := t.authz.decide(callerOf(PeerFrom(r.Context())), app.Port, r); by != "" {
+				answer(w, r, http.StatusForbidden, ReasonDenied, "denied by "+by)
+				return
+			}
 		}
 		p.in.rp.ServeHTTP(w, r)
 	})
@@ -139,8 +146,14 @@ func (p *Proxy) InboundHandler() http.Handler {
 
 // ServeInboundTCP relays an opaque connection from another sidecar to the
 // app, and closes conn when done.
-func (p *Proxy) ServeInboundTCP(conn net.Conn, a *App) {
+func (p *Proxy) ServeInboundTCP(conn net.Conn, a *App, peer *Peer) {
 	defer conn.Close()
+	if t := p.table.Load(); t != nil {
+		if by := t.authz.decide(callerOf(peer), a.Port, nil); by != "" {
+			p.log.Debug("inbound: connection denied", "app", a.Addr, "by", by)
+			return
+		}
+	}
 	d := net.Dialer{Timeout: dialTimeout}
 	up, err := d.Dial("tcp", a.Addr)
 	if err != nil {
@@ -150,9 +163,19 @@ func (p *Proxy) ServeInboundTCP(conn net.Conn, a *App) {
 	relay(conn, up)
 }
 
-// SetInboundPermissive makes the inbound accept plaintext beside mTLS
-// (PeerAuthentication PERMISSIVE); the default is STRICT.
-func (p *Proxy) SetInboundPermissive(on bool) { p.permissive.Store(on) }
+// SetInboundPermissive forces the inbound's mTLS mode, over what the
+// config's PeerAuthentication says: on accepts plaintext beside mTLS.
+func (p *Proxy) SetInboundPermissive(on bool) {
+	p.mtlsForced.Store(true)
+	p.permissive.Store(on)
+}
 
-// InboundPermissive reports whether the inbound accepts plaintext.
-func (p *Proxy) InboundPermissive() bool { return p.permissive.Load() }
+// InboundPermissive reports whether the inbound accepts plaintext: the
+// forced mode, else the config's PeerAuthentication (STRICT by default).
+func (p *Proxy) InboundPermissive() bool {
+	if p.mtlsForced.Load() {
+		return p.permissive.Load()
+	}
+	t := p.table.Load()
+	return t != nil && t.cfg.Inbound != nil && t.cfg.Inbound.MTLS == "PERMISSIVE"
+}

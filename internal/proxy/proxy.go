@@ -34,6 +34,7 @@ type Proxy struct {
 	in        *inbound
 	// permissive: the inbound accepts plaintext beside mTLS.
 	permissive atomic.Bool
+	mtlsForced atomic.Bool
 	budgets    sync.Map // cluster name -> *retryBudget; outlives reloads
 	applyMu    sync.Mutex
 }

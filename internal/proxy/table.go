@@ -24,6 +24,8 @@ type table struct {
 	// byName maps "name", "name.ns" (and the other host aliases) to the
 	// service, for --upstream NAME bindings.
 	byName map[string]*compile.Service
+	// authz decides the inbound's requests and connections.
+	authz *authorizer
 }
 
 // servicePort is one port of one service with its compiled route table.
@@ -99,7 +101,8 @@ func (w *weighted) pick() *compile.Backend {
 }
 
 func buildTable(cfg *compile.Config) (*table, error) {
-	t := &table{cfg: cfg, ports: map[string]*servicePort{}, single: map[string]*servicePort{}, byName: map[string]*compile.Service{}}
+	t := &table{cfg: cfg, ports: map[string]*servicePort{}, single: map[string]*servicePort{}, byName: map[string]*compile.Service{},
+		authz: newAuthorizer(cfg.Inbound)}
 	for _, svc := range cfg.Services {
 		for _, h := range svc.Hosts {
 			t.byName[h] = svc

@@ -29,6 +29,8 @@ var registry = map[string]kindInfo{
 	"v1 Service":                         {KindService, func() any { return &corev1.Service{} }},
 	APIVersion + " Workload":             {KindWorkload, func() any { return &Workload{} }},
 	APIVersion + " TrafficPolicy":        {KindTrafficPolicy, func() any { return &TrafficPolicy{} }},
+	APIVersion + " AuthorizationPolicy":  {KindAuthorizationPolicy, func() any { return &AuthorizationPolicy{} }},
+	APIVersion + " PeerAuthentication":   {KindPeerAuthentication, func() any { return &PeerAuthentication{} }},
 	APIVersion + " FaultInjection":       {KindFaultInjection, func() any { return &FaultInjection{} }},
 	gatewayGroup + "/v1 HTTPRoute":       {KindHTTPRoute, func() any { return &gwv1.HTTPRoute{} }},
 	gatewayGroup + "/v1beta1 HTTPRoute":  {KindHTTPRoute, func() any { return &gwv1.HTTPRoute{} }},

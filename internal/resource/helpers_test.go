@@ -8,13 +8,15 @@ import (
 
 // apiVersions gives each kind the apiVersion tests write it with.
 var apiVersions = map[string]string{
-	KindService:        "v1",
-	KindWorkload:       APIVersion,
-	KindHTTPRoute:      "gateway.networking.k8s.io/v1",
-	KindGRPCRoute:      "gateway.networking.k8s.io/v1",
-	KindTCPRoute:       "gateway.networking.k8s.io/v1alpha2",
-	KindTrafficPolicy:  APIVersion,
-	KindFaultInjection: APIVersion,
+	KindService:             "v1",
+	KindWorkload:            APIVersion,
+	KindHTTPRoute:           "gateway.networking.k8s.io/v1",
+	KindGRPCRoute:           "gateway.networking.k8s.io/v1",
+	KindTCPRoute:            "gateway.networking.k8s.io/v1alpha2",
+	KindTrafficPolicy:       APIVersion,
+	KindFaultInjection:      APIVersion,
+	KindAuthorizationPolicy: APIVersion,
+	KindPeerAuthentication:  APIVersion,
 }
 
 // doc builds one document; spec is YAML flow style, e.g. "{ports: [...]}".

@@ -21,6 +21,9 @@ const (
 	KindTCPRoute       = "TCPRoute"
 	KindTrafficPolicy  = "TrafficPolicy"
 	KindFaultInjection = "FaultInjection"
+
+	KindAuthorizationPolicy = "AuthorizationPolicy"
+	KindPeerAuthentication  = "PeerAuthentication"
 )
 
 // DefaultNamespace is used when metadata.namespace is empty.
@@ -47,7 +50,8 @@ type Object struct {
 	Name      string
 	Source    Source
 	// Value is one of *corev1.Service, *Workload, *gwv1.HTTPRoute,
-	// *gwv1.GRPCRoute, *gwv1.TCPRoute, *TrafficPolicy, *FaultInjection.
+	// *gwv1.GRPCRoute, *gwv1.TCPRoute, *TrafficPolicy, *FaultInjection,
+	// *AuthorizationPolicy, *PeerAuthentication.
 	Value any
 }
 
@@ -104,6 +108,9 @@ type Set struct {
 	TCPRoutes       []*gwv1.TCPRoute
 	TrafficPolicies []*TrafficPolicy
 	FaultInjections []*FaultInjection
+
+	AuthorizationPolicies []*AuthorizationPolicy
+	PeerAuthentications   []*PeerAuthentication
 }
 
 // NewSet sorts objects into a Set by kind.
@@ -125,6 +132,10 @@ func NewSet(objs []*Object) *Set {
 			s.TrafficPolicies = append(s.TrafficPolicies, v)
 		case *FaultInjection:
 			s.FaultInjections = append(s.FaultInjections, v)
+		case *AuthorizationPolicy:
+			s.AuthorizationPolicies = append(s.AuthorizationPolicies, v)
+		case *PeerAuthentication:
+			s.PeerAuthentications = append(s.PeerAuthentications, v)
 		}
 	}
 	return s

@@ -22,22 +22,22 @@ import (
 const pollInterval = time.Second
 
 // Load reads and compiles the file at path.
-func Load(path string) (*compile.Config, []byte, error) {
+func Load(path string, opts compile.Options) (*compile.Config, []byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, err := Compile(path, data)
+	cfg, err := Compile(path, data, opts)
 	return cfg, data, err
 }
 
 // Compile decodes, validates and compiles file contents.
-func Compile(name string, data []byte) (*compile.Config, error) {
+func Compile(name string, data []byte, opts compile.Options) (*compile.Config, error) {
 	objs, err := resource.Decode(name, data)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := compile.Compile(resource.NewSet(objs), compile.Options{})
+	cfg, err := compile.Compile(resource.NewSet(objs), opts)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -46,8 +46,10 @@ func Compile(name string, data []byte) (*compile.Config, error) {
 
 // Watcher keeps a proxy's config in step with a file.
 type Watcher struct {
-	Path  string
-	Apply func(*compile.Config) error
+	Path string
+	// Options say which workload the config is compiled for.
+	Options compile.Options
+	Apply   func(*compile.Config) error
 	// OnError is told of every refused version (after it is logged).
 	OnError func(error)
 	Log     *slog.Logger
@@ -56,7 +58,7 @@ type Watcher struct {
 
 // LoadInitial loads the file once; the proxy must not start without it.
 func (w *Watcher) LoadInitial() error {
-	cfg, data, err := Load(w.Path)
+	cfg, data, err := Load(w.Path, w.Options)
 	if err != nil {
 		return err
 	}
@@ -95,7 +97,7 @@ func (w *Watcher) check(forced bool) {
 		return
 	}
 	w.last = data // a bad file is reported once, not every poll
-	cfg, err := Compile(w.Path, data)
+	cfg, err := Compile(w.Path, data, w.Options)
 	if err == nil {
 		err = w.Apply(cfg)
 	}

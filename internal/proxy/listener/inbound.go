@@ -72,7 +72,7 @@ func (s *Set) inbound(c net.Conn, apps map[int]*proxy.App) {
 	var conn net.Conn = &peekedConn{Conn: c, r: br}
 	proto, conn := sniff(conn)
 	if proto == sniffTCP {
-		s.p.ServeInboundTCP(conn, app)
+		s.p.ServeInboundTCP(conn, app, peer)
 		return
 	}
 	if !s.innerL.push(&appConn{Conn: conn, app: app, peer: peer}) {
