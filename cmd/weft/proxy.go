@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -19,6 +20,7 @@ import (
 	"weft.dev/weft/internal/proxy/admin"
 	"weft.dev/weft/internal/proxy/configfile"
 	"weft.dev/weft/internal/proxy/listener"
+	"weft.dev/weft/internal/supervise"
 )
 
 type proxyFlags struct {
@@ -46,13 +48,23 @@ type proxyFlags struct {
 func newProxyCmd() *cobra.Command {
 	var f proxyFlags
 	cmd := &cobra.Command{
-		Use:   "proxy",
+		Use:   "proxy [flags] [-- APP ARGS...]",
 		Short: "Run a sidecar proxy",
 		Long: `Run a sidecar proxy. With --config it runs alone from a file of resources
 (Service, Workload, HTTPRoute, GRPCRoute, TCPRoute, TrafficPolicy,
-FaultInjection), re-read on change or SIGHUP.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error { return runProxy(f) },
+FaultInjection), re-read on change or SIGHUP.
+
+With "-- APP ARGS..." it also supervises the app: the app starts once the
+proxy is ready, with HTTP_PROXY set to the outbound listener; signals are
+forwarded; on SIGTERM the proxy drains, then stops the app, and exits with
+the app's exit code.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if cmd.ArgsLenAtDash() != 0 && len(args) > 0 {
+				return fmt.Errorf("unexpected arguments %q: the app to supervise goes after --", args)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error { return runProxy(f, args) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.config, "config", "", "resource file to run from (YAML, multi-document)")
@@ -75,7 +87,7 @@ FaultInjection), re-read on change or SIGHUP.`,
 	return cmd
 }
 
-func runProxy(f proxyFlags) error {
+func runProxy(f proxyFlags, appArgv []string) error {
 	log, err := newLogger(f.logLevel)
 	if err != nil {
 		return err
@@ -134,12 +146,14 @@ func runProxy(f proxyFlags) error {
 	}
 
 	ls := listener.NewSet(p, log)
+	outbound := ""
 	if f.outbound != "" {
 		a, err := ls.Outbound(f.outbound)
 		if err != nil {
 			return fmt.Errorf("--outbound: %w", err)
 		}
-		log.Info("outbound listening", "addr", a.String())
+		outbound = a.String()
+		log.Info("outbound listening", "addr", outbound)
 	}
 	for _, t := range targets {
 		a, err := ls.Upstream(t.addr, t.tg)
@@ -169,12 +183,68 @@ func runProxy(f proxyFlags) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go w.Run(ctx, hup)
-	<-ctx.Done()
-	log.Info("shutting down: draining requests in flight", "timeout", f.drain)
-	dctx, cancel := context.WithTimeout(context.Background(), f.drain)
-	defer cancel()
-	return ls.Shutdown(dctx)
+	return serve(ctx, serveOptions{log: log, ls: ls, ready: p.Ready, drain: f.drain, outbound: outbound, appArgv: appArgv})
 }
+
+type serveOptions struct {
+	log      *slog.Logger
+	ls       *listener.Set
+	ready    func() bool
+	drain    time.Duration
+	outbound string
+	appArgv  []string
+}
+
+// serve runs until SIGINT/SIGTERM (ctx) or, when the proxy supervises an
+// app, until the app exits. Either way it drains requests in flight before
+// the app is stopped, and returns the app's exit code as an exitError.
+func serve(ctx context.Context, o serveOptions) error {
+	drain := func() error {
+		o.log.Info("shutting down: draining requests in flight", "timeout", o.drain)
+		dctx, cancel := context.WithTimeout(context.Background(), o.drain)
+		defer cancel()
+		return o.ls.Shutdown(dctx)
+	}
+	if len(o.appArgv) == 0 {
+		<-ctx.Done()
+		return drain()
+	}
+	// The app starts once the proxy can carry its traffic.
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	err := supervise.WaitReady(rctx, o.ready)
+	cancel()
+	if err != nil {
+		drain()
+		return err
+	}
+	app, err := supervise.Start(o.appArgv, supervise.Env(os.Environ(), o.outbound), o.log)
+	if err != nil {
+		drain()
+		return err
+	}
+	fwd := make(chan os.Signal, 4)
+	signal.Notify(fwd, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH)
+	defer signal.Stop(fwd)
+	for {
+		select {
+		case sig := <-fwd:
+			app.Signal(sig)
+			continue
+		case <-ctx.Done():
+			drain()
+			app.Stop(o.drain)
+		case <-app.Done():
+			o.log.Info("app exited", "code", app.ExitCode())
+			drain()
+		}
+		return exitError{code: app.ExitCode()}
+	}
+}
+
+// exitError makes the weft process exit with the supervised app's code.
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("app exited with code %d", e.code) }
 
 // parseUpstreamFlag parses NAME[.NAMESPACE][:PORT]=HOST:PORT.
 func parseUpstreamFlag(s string) (*proxy.Target, string, error) {
