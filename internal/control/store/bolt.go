@@ -141,7 +141,7 @@ func (s *Bolt) Put(ctx context.Context, writes []Write) (int64, error) {
 			return err
 		}
 		for _, w := range writes {
-			data := withResourceVersion(w.Object.Data, "")
+			data := SetResourceVersion(w.Object.Data, "")
 			if err := b.Put([]byte(w.Object.Key()), encodeValue(rev, data)); err != nil {
 				return err
 			}
@@ -219,12 +219,12 @@ func boltObject(key string, v []byte) *Object {
 	rev, data := decodeValue(v)
 	kind, ns, name, _ := SplitKey(key)
 	rv := formatRev(rev)
-	return &Object{Kind: kind, Namespace: ns, Name: name, ResourceVersion: rv, Data: withResourceVersion(data, rv)}
+	return &Object{Kind: kind, Namespace: ns, Name: name, ResourceVersion: rv, Data: SetResourceVersion(data, rv)}
 }
 
 func (r *boltReg) read() *Object {
 	o := r.obj
-	o.Data = withResourceVersion(o.Data, o.ResourceVersion)
+	o.Data = SetResourceVersion(o.Data, o.ResourceVersion)
 	return &o
 }
 
@@ -288,7 +288,7 @@ func (s *Bolt) Register(ctx context.Context, obj Object, grace time.Duration) (L
 	s.regSeq++
 	obj.ResourceVersion = formatRev(rev)
 	obj.Ephemeral = true
-	obj.Data = withResourceVersion(obj.Data, "")
+	obj.Data = SetResourceVersion(obj.Data, "")
 	r := &boltReg{id: s.regSeq, obj: obj}
 	s.eph[obj.Key()] = r
 	s.mu.Unlock()

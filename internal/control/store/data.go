@@ -39,10 +39,10 @@ func parseRev(rv string) (int64, bool) {
 	return n, err == nil && n >= 0
 }
 
-// withResourceVersion sets metadata.resourceVersion in a JSON object, or
+// SetResourceVersion sets metadata.resourceVersion in a JSON object, or
 // removes it when rv is empty. Data that is not a JSON object is returned
 // as it is: the store does not own its shape.
-func withResourceVersion(data []byte, rv string) []byte {
+func SetResourceVersion(data []byte, rv string) []byte {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(data, &top); err != nil || top == nil {
 		return data

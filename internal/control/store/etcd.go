@@ -108,7 +108,7 @@ func (s *Etcd) Put(ctx context.Context, writes []Write) (int64, error) {
 			elseOps = append(elseOps, clientv3.OpGet(k, clientv3.WithKeysOnly()))
 			checks = append(checks, w)
 		}
-		ops = append(ops, clientv3.OpPut(k, string(withResourceVersion(w.Object.Data, ""))))
+		ops = append(ops, clientv3.OpPut(k, string(SetResourceVersion(w.Object.Data, ""))))
 	}
 	resp, err := s.cli.Txn(ctx).If(cmps...).Then(ops...).Else(elseOps...).Commit()
 	if err != nil {
@@ -186,7 +186,7 @@ func etcdObject(key string, kv *mvccpb.KeyValue, ephemeral bool) *Object {
 	kind, ns, name, _ := SplitKey(key)
 	rv := formatRev(kv.ModRevision)
 	return &Object{Kind: kind, Namespace: ns, Name: name, ResourceVersion: rv, Ephemeral: ephemeral,
-		Data: withResourceVersion(kv.Value, rv)}
+		Data: SetResourceVersion(kv.Value, rv)}
 }
 
 func (s *Etcd) List(ctx context.Context, kind string) ([]*Object, int64, error) {
@@ -227,7 +227,7 @@ func (s *Etcd) Register(ctx context.Context, obj Object, grace time.Duration) (L
 	l := &etcdLease{
 		s:     s,
 		key:   s.ephKey(obj.Key()),
-		value: string(withResourceVersion(obj.Data, "")),
+		value: string(SetResourceVersion(obj.Data, "")),
 		ttl:   int64(math.Ceil(grace.Seconds())),
 		grace: grace,
 	}
