@@ -87,8 +87,9 @@ type Status struct {
 
 // Client holds one proxy's session with the control plane.
 type Client struct {
-	opts Options
-	log  *slog.Logger
+	opts     Options
+	log      *slog.Logger
+	declared map[string]bool // Dependencies as "namespace/name"
 
 	mu        sync.Mutex
 	connected bool
@@ -130,15 +131,24 @@ func New(opts Options) (*Client, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	declared := map[string]bool{}
+	for _, d := range opts.Dependencies {
+		ns, name, ok := meshv1.ParseServiceRef(d, opts.Namespace)
+		if !ok {
+			return nil, fmt.Errorf("controlclient: dependency %q: want name or name.namespace", d)
+		}
+		declared[ns+"/"+name] = true
+	}
 	return &Client{
-		opts:    opts,
-		log:     log.With("component", "controlclient"),
-		raw:     map[string][]byte{},
-		decoded: map[string]any{},
-		bad:     map[string]error{},
-		unknown: map[string]bool{},
-		wants:   map[string]bool{},
-		changed: make(chan struct{}),
+		declared: declared,
+		opts:     opts,
+		log:      log.With("component", "controlclient"),
+		raw:      map[string][]byte{},
+		decoded:  map[string]any{},
+		bad:      map[string]error{},
+		unknown:  map[string]bool{},
+		wants:    map[string]bool{},
+		changed:  make(chan struct{}),
 	}, nil
 }
 

@@ -26,6 +26,9 @@ func (c *Client) Want(host string) bool {
 		return true
 	}
 	key := ns + "/" + name
+	if c.declared[key] {
+		return true
+	}
 	c.mu.Lock()
 	if c.wants[key] {
 		c.mu.Unlock()
@@ -66,8 +69,7 @@ func (c *Client) WaitFor(ctx context.Context, host string) bool {
 	}
 	key := ns + "/" + name
 	res := meshv1.ServiceResource(ns, name)
-	c.Want(host)
-	for {
+	for asked := false; ; asked = true {
 		c.mu.Lock()
 		_, has := c.decoded[res]
 		has = has && c.applied != nil && c.applied.Version == c.version
@@ -76,6 +78,9 @@ func (c *Client) WaitFor(ctx context.Context, host string) bool {
 		switch {
 		case has:
 			return true
+		case !asked:
+			c.Want(host)
+			continue
 		case unknown, !connected:
 			return false
 		}
