@@ -1,0 +1,264 @@
+// Package control runs the control plane (`weft control`): it opens the
+// store (bbolt by default, etcd for replicas), makes or reads the admin and
+// join tokens, writes the CLI context, and serves the HTTP API (api) and
+// the proxies' push stream (push) until its context ends.
+//
+// Data flow: CLI -> api -> store; store.Watch -> push -> proxies.
+package control
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"weft.dev/weft/internal/control/api"
+	"weft.dev/weft/internal/control/push"
+	"weft.dev/weft/internal/control/store"
+)
+
+// Defaults for Options.
+const (
+	DefaultHTTPAddr = "127.0.0.1:15080"
+	DefaultGRPCAddr = "127.0.0.1:15010"
+	StoreBolt       = "bolt"
+	StoreEtcd       = "etcd"
+	// JoinTokenFile is the join token's file inside the data dir.
+	JoinTokenFile = "join.token"
+)
+
+// Options configure the control plane. Zero values take the defaults.
+type Options struct {
+	// WeftHome holds the CLI context (config); default $WEFT_HOME, else
+	// ~/.weft.
+	WeftHome string
+	// DataDir holds the bbolt database and join.token; default
+	// <WeftHome>/data.
+	DataDir string
+	// HTTPAddr is the API (CLI, dashboard); GRPCAddr the proxies' stream.
+	HTTPAddr string
+	GRPCAddr string
+	// NoPush runs without the push server (API only).
+	NoPush bool
+	// Store is "bolt" (default) or "etcd".
+	Store         string
+	EtcdEndpoints []string
+	EtcdPrefix    string
+	// Push tunes the push server; JoinToken and Logger are filled in.
+	Push   push.Options
+	Logger *slog.Logger
+}
+
+// Plane is a running control plane.
+type Plane struct {
+	Store     store.Store
+	API       *api.Server
+	Push      *push.Server // nil with NoPush
+	HTTPAddr  string       // where the API listens (resolved port)
+	GRPCAddr  string       // where proxies connect ("" with NoPush)
+	ServerURL string       // the API's URL as written to the CLI context
+	// ConfigPath is the CLI context file; JoinTokenPath the join token's.
+	ConfigPath    string
+	JoinTokenPath string
+
+	log   *slog.Logger
+	http  *http.Server
+	errc  chan error
+	close sync.Once
+}
+
+func (o *Options) defaults() error {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if o.WeftHome == "" {
+		h, err := api.Home()
+		if err != nil {
+			return err
+		}
+		o.WeftHome = h
+	}
+	if o.DataDir == "" {
+		o.DataDir = filepath.Join(o.WeftHome, "data")
+	}
+	if o.HTTPAddr == "" {
+		o.HTTPAddr = DefaultHTTPAddr
+	}
+	if o.GRPCAddr == "" {
+		o.GRPCAddr = DefaultGRPCAddr
+	}
+	if o.Store == "" {
+		o.Store = StoreBolt
+	}
+	return nil
+}
+
+func openStore(ctx context.Context, o *Options) (store.Store, string, error) {
+	switch o.Store {
+	case StoreBolt:
+		st, err := store.OpenBolt(o.DataDir)
+		return st, filepath.Join(o.DataDir, store.BoltFile), err
+	case StoreEtcd:
+		if len(o.EtcdEndpoints) == 0 {
+			return nil, "", errors.New("--store etcd needs --etcd-endpoints")
+		}
+		st, err := store.OpenEtcd(ctx, store.EtcdOptions{Endpoints: o.EtcdEndpoints, Prefix: o.EtcdPrefix})
+		return st, "etcd " + strings.Join(o.EtcdEndpoints, ","), err
+	default:
+		return nil, "", fmt.Errorf("--store %q: want bolt or etcd", o.Store)
+	}
+}
+
+// Start opens the store, prepares tokens and files, and starts serving.
+// The caller must Close the plane.
+func Start(ctx context.Context, opts Options) (_ *Plane, err error) {
+	if err := opts.defaults(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	p := &Plane{log: log, errc: make(chan error, 2)}
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+
+	st, where, err := openStore(ctx, &opts)
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { st.Close() })
+	p.Store = st
+
+	admin, created, err := EnsureToken(ctx, st, AdminTokenName)
+	if err != nil {
+		return nil, err
+	}
+	join, _, err := EnsureToken(ctx, st, JoinTokenName)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("first start: made the admin and join tokens", "store", where)
+	} else {
+		log.Info("store opened", "store", where)
+	}
+
+	// Listen before writing the CLI context, so it names the real port.
+	hln, err := net.Listen("tcp", opts.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("--http: %w", err)
+	}
+	cleanup = append(cleanup, func() { hln.Close() })
+	p.HTTPAddr = hln.Addr().String()
+	var gln net.Listener
+	if !opts.NoPush {
+		if gln, err = net.Listen("tcp", opts.GRPCAddr); err != nil {
+			return nil, fmt.Errorf("--grpc: %w", err)
+		}
+		cleanup = append(cleanup, func() { gln.Close() })
+		p.GRPCAddr = gln.Addr().String()
+	}
+
+	p.ServerURL = "http://" + dialable(p.HTTPAddr)
+	p.ConfigPath = api.ConfigPath(opts.WeftHome)
+	if err := api.WriteClientConfig(p.ConfigPath, api.ClientConfig{Server: p.ServerURL, Token: admin}); err != nil {
+		return nil, fmt.Errorf("writing the CLI context: %w", err)
+	}
+	p.JoinTokenPath = filepath.Join(opts.DataDir, JoinTokenFile)
+	if err := api.WritePrivateFile(p.JoinTokenPath, []byte(join+"\n")); err != nil {
+		return nil, fmt.Errorf("writing the join token: %w", err)
+	}
+
+	var status api.StatusSource
+	if !opts.NoPush {
+		po := opts.Push
+		po.JoinToken = join
+		po.Logger = log
+		p.Push = push.New(st, po)
+		status = pushStatus{p.Push}
+	}
+	p.API, err = api.New(api.Options{Store: st, StoreName: opts.Store, AdminToken: admin, Status: status, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	p.http = &http.Server{Handler: p.API, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := p.http.Serve(hln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			p.errc <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	if p.Push != nil {
+		go func() {
+			if err := p.Push.Serve(gln); err != nil {
+				p.errc <- fmt.Errorf("grpc: %w", err)
+			}
+		}()
+	}
+
+	// Where things are, never the tokens themselves.
+	log.Info("serving", "api", p.ServerURL, "proxies", p.GRPCAddr)
+	log.Info("CLI context (server and admin token) written", "path", p.ConfigPath)
+	log.Info("join token for proxies written", "path", p.JoinTokenPath)
+	return p, nil
+}
+
+// dialable turns a listen address into one a client can dial: an
+// unspecified host (":15080", "0.0.0.0:15080") becomes loopback.
+func dialable(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// Wait returns when a server fails or ctx ends.
+func (p *Plane) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-p.errc:
+		return err
+	}
+}
+
+// Close stops serving (requests in flight get a few seconds) and closes
+// the store. Proxies' registrations outlive it by their grace period.
+func (p *Plane) Close() error {
+	var err error
+	p.close.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = p.http.Shutdown(ctx)
+		if p.Push != nil {
+			p.Push.Stop()
+		}
+		err = errors.Join(err, p.Store.Close())
+	})
+	return err
+}
+
+// Run starts the control plane and serves until ctx ends.
+func Run(ctx context.Context, opts Options) error {
+	p, err := Start(ctx, opts)
+	if err != nil {
+		return err
+	}
+	werr := p.Wait(ctx)
+	p.log.Info("shutting down")
+	return errors.Join(werr, p.Close())
+}
