@@ -10,7 +10,9 @@
 //
 // Config resources travel as named JSON blobs of the compiler's output types
 // (internal/compile): "service/<namespace>/<name>" is a compile.Service,
-// "cluster/<cluster name>" a compile.Cluster. JSON keeps one definition of
+// "cluster/<cluster name>" a compile.Cluster, "inbound" the proxy's own
+// compile.Inbound (mTLS mode and authorization of its workload, from its
+// namespace and labels). JSON keeps one definition of
 // the config (the compiler's) instead of a second one in protobuf that would
 // have to be kept in step; the protobuf envelope carries the versioning.
 //
@@ -587,9 +589,9 @@ func (x *ConfigUpdate) GetUnknown() []string {
 
 type Resource struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "service/<namespace>/<name>" or "cluster/<cluster name>".
+	// "service/<namespace>/<name>", "cluster/<cluster name>" or "inbound".
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// JSON of compile.Service or compile.Cluster.
+	// JSON of compile.Service, compile.Cluster or compile.Inbound.
 	Body          []byte `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

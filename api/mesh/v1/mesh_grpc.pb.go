@@ -10,7 +10,9 @@
 //
 // Config resources travel as named JSON blobs of the compiler's output types
 // (internal/compile): "service/<namespace>/<name>" is a compile.Service,
-// "cluster/<cluster name>" a compile.Cluster. JSON keeps one definition of
+// "cluster/<cluster name>" a compile.Cluster, "inbound" the proxy's own
+// compile.Inbound (mTLS mode and authorization of its workload, from its
+// namespace and labels). JSON keeps one definition of
 // the config (the compiler's) instead of a second one in protobuf that would
 // have to be kept in step; the protobuf envelope carries the versioning.
 //

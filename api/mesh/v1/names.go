@@ -5,10 +5,13 @@ import (
 	"strings"
 )
 
-// Resource name prefixes of ConfigUpdate resources.
+// Names of ConfigUpdate resources: "service/<namespace>/<name>" holds a
+// compile.Service, "cluster/<cluster name>" a compile.Cluster, and
+// "inbound" the proxy's own compile.Inbound (mTLS mode, authorization).
 const (
-	ServicePrefix = "service/"
-	ClusterPrefix = "cluster/"
+	ServicePrefix   = "service/"
+	ClusterPrefix   = "cluster/"
+	InboundResource = "inbound"
 )
 
 // ServiceResource names the resource holding service namespace/name.

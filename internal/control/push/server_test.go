@@ -100,9 +100,8 @@ func dialProxy(t testing.TB, addr, token string, hello *meshv1.Hello) *rawProxy 
 	p := &rawProxy{t: t, cc: cc, stream: stream, cancel: cancel,
 		updates: make(chan *meshv1.ConfigUpdate, 1000), err: make(chan error, 1), res: map[string][]byte{}}
 	t.Cleanup(p.close)
-	if err := stream.Send(&meshv1.ProxyMessage{Kind: &meshv1.ProxyMessage_Hello{Hello: hello}}); err != nil {
-		t.Fatal(err)
-	}
+	// A refused stream fails Send with io.EOF; the reason comes on Recv.
+	stream.Send(&meshv1.ProxyMessage{Kind: &meshv1.ProxyMessage_Hello{Hello: hello}})
 	go func() {
 		for {
 			u, err := stream.Recv()
@@ -348,7 +347,7 @@ func TestWantAndUnknown(t *testing.T) {
 	_, addr := startServer(t, st, Options{})
 	p := dialProxy(t, addr, testToken, &meshv1.Hello{Name: "pp", Dependencies: []string{"ratings"}})
 	u := p.next(5 * time.Second)
-	if got := names(u.Resources); !reflect.DeepEqual(got, []string{"cluster/ratings.default:9080", "service/default/ratings"}) {
+	if got := names(u.Resources); !reflect.DeepEqual(got, []string{"cluster/ratings.default:9080", "inbound", "service/default/ratings"}) {
 		t.Fatalf("snapshot %v", got)
 	}
 	p.ack(u.Version)

@@ -70,7 +70,11 @@ func TestSlowProxyGetsNewestNotBacklog(t *testing.T) {
 	}
 	gs.gate <- struct{}{}
 	u := <-gs.sent
-	want := last.scoped(p.scope()).version
+	in, err := last.inbound(p.self, p.ns, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := proxyVersion(last.scoped(p.scope()), in)
 	if u.Version != want || u.Snapshot {
 		t.Errorf("after catching up the proxy got version %s (snapshot %v), want the newest %s as a delta", u.Version, u.Snapshot, want)
 	}

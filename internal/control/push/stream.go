@@ -26,6 +26,7 @@ type proxyStream struct {
 	hello  *meshv1.Hello
 	ns     string
 	name   string
+	self   string // selfKey: which inbound policy applies
 
 	// wakeCh is a one-slot signal: "there may be something new to send".
 	// Signals that arrive while the sender is busy merge into one, so the
@@ -40,6 +41,7 @@ type proxyStream struct {
 
 	// Owned by the sender goroutine.
 	sent        *scoped
+	sentInbound *blob
 	sentUnknown []string // the unknown list the proxy last got
 }
 
@@ -127,6 +129,7 @@ func (s *Server) newProxyStream(stream meshv1.Mesh_StreamServer, h *meshv1.Hello
 		hello:    h,
 		ns:       ns,
 		name:     h.Name,
+		self:     selfKey(ns, h.Labels),
 		wakeCh:   make(chan struct{}, 1),
 		all:      len(h.Dependencies) == 0,
 		services: map[string]bool{},
@@ -273,19 +276,28 @@ func (p *proxyStream) sendLoop(ctx context.Context) error {
 
 // push sends what the proxy lacks of the newest view, if anything.
 func (p *proxyStream) push(first bool) error {
-	sc := p.s.current.Load().scoped(p.scope())
-	if sc == p.sent {
+	v := p.s.current.Load()
+	sc := v.scoped(p.scope())
+	in, err := v.inbound(p.self, p.ns, p.hello.Labels)
+	if err != nil {
+		return status.Error(codes.Internal, err.Error())
+	}
+	if sc == p.sent && in == p.sentInbound {
 		return nil
 	}
-	var u *meshv1.ConfigUpdate
-	if first && p.hello.Version != "" && p.hello.Version == sc.version {
-		// Resync: the proxy already holds this config (from before a
-		// reconnect). Confirm the version instead of sending a snapshot.
-		u = &meshv1.ConfigUpdate{Version: sc.version, Revision: sc.rev, Unknown: sc.unknown}
-	} else {
-		u = delta(p.sent, sc)
+	version := proxyVersion(sc, in)
+	u := &meshv1.ConfigUpdate{Version: version, Revision: sc.rev, Unknown: sc.unknown}
+	if !(first && p.hello.Version == version) {
+		// Not a resync of the version the proxy holds: send what changed.
+		// The delta of the shared part is shared with every proxy making
+		// the same move; the inbound policy is this workload's own.
+		d := delta(p.sent, sc)
+		u.Snapshot, u.Resources, u.Removed = d.Snapshot, d.Resources, d.Removed
+		if d.Snapshot || p.sentInbound == nil || in.sum != p.sentInbound.sum {
+			u.Resources = append(u.Resources[:len(u.Resources):len(u.Resources)], in.pb)
+		}
 	}
-	p.sent = sc
+	p.sent, p.sentInbound = sc, in
 	newUnknown := !slices.Equal(sc.unknown, p.sentUnknown)
 	p.sentUnknown = sc.unknown
 	unchanged := !first && !u.Snapshot && len(u.Resources) == 0 && len(u.Removed) == 0

@@ -51,6 +51,7 @@ type view struct {
 	res      map[string]*blob     // resource name -> blob
 	services map[string]*svcEntry // "namespace/name" -> entry
 	all      *scoped              // every resource: proxies that declared no dependencies
+	inbounds *inboundCache        // each workload's inbound policy, shared by views while policies do not change
 
 	mu     sync.Mutex
 	scopes map[string]*scoped // scope key -> scoped view, built on first use
@@ -225,6 +226,9 @@ func internalKind(kind string) bool { return strings.HasPrefix(kind, "_") }
 // objects, such as proxy status), so nothing is recompiled or pushed.
 func (b *builder) build(objs []*store.Object, rev int64) (*view, error) {
 	changed := b.prev == nil
+	// Inbound policy depends on everything but Workloads: endpoint churn
+	// must not recompute it.
+	policyChanged := changed
 	seen := 0
 	for _, o := range objs {
 		if internalKind(o.Kind) {
@@ -236,6 +240,7 @@ func (b *builder) build(objs []*store.Object, rev int64) (*view, error) {
 			continue
 		}
 		changed = true
+		policyChanged = policyChanged || o.Kind != resource.KindWorkload
 		b.decoded[key] = b.decode(o)
 	}
 	if seen != len(b.decoded) {
@@ -247,6 +252,7 @@ func (b *builder) build(objs []*store.Object, rev int64) (*view, error) {
 		for k := range b.decoded {
 			if !live[k] {
 				delete(b.decoded, k)
+				policyChanged = policyChanged || !strings.HasPrefix(k, resource.KindWorkload+"/")
 			}
 		}
 	}
@@ -265,13 +271,19 @@ func (b *builder) build(objs []*store.Object, rev int64) (*view, error) {
 	for i, k := range keys {
 		list[i] = b.decoded[k].obj
 	}
-	cfg, err := compile.Compile(resource.NewSet(list), compile.Options{})
+	set := resource.NewSet(list)
+	cfg, err := compile.Compile(set, compile.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("compile at revision %d: %w", rev, err)
 	}
 	v, err := b.cut(cfg, rev)
 	if err != nil {
 		return nil, err
+	}
+	if policyChanged || b.prev == nil {
+		v.inbounds = newInboundCache(set)
+	} else {
+		v.inbounds = b.prev.inbounds
 	}
 	b.prev = v
 	return v, nil
@@ -344,6 +356,81 @@ func (b *builder) cut(cfg *compile.Config, rev int64) (*view, error) {
 	}
 	v.all = newScoped(rev, all, nil)
 	return v, nil
+}
+
+// inboundCache holds the inbound policy of each distinct workload (its
+// namespace and labels), computed on first use.
+type inboundCache struct {
+	set *resource.Set // only what inbound policy depends on
+
+	mu sync.Mutex
+	m  map[string]*blob // selfKey -> blob
+}
+
+func newInboundCache(full *resource.Set) *inboundCache {
+	return &inboundCache{
+		set: &resource.Set{
+			Services:              full.Services,
+			AuthorizationPolicies: full.AuthorizationPolicies,
+			PeerAuthentications:   full.PeerAuthentications,
+		},
+		m: map[string]*blob{},
+	}
+}
+
+// selfKey identifies a workload for inbound policy: namespace and labels.
+func selfKey(ns string, labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString(ns)
+	for _, k := range keys {
+		b.WriteString("\x00")
+		b.WriteString(k)
+		b.WriteString("=")
+		b.WriteString(labels[k])
+	}
+	return b.String()
+}
+
+// inbound returns the inbound policy of the workload ns/labels.
+func (v *view) inbound(key, ns string, labels map[string]string) (*blob, error) {
+	c := v.inbounds
+	c.mu.Lock()
+	b := c.m[key]
+	c.mu.Unlock()
+	if b != nil {
+		return b, nil
+	}
+	cfg, err := compile.Compile(c.set, compile.Options{Namespace: ns, Services: []string{}, Self: &compile.Self{Namespace: ns, Labels: labels}})
+	if err != nil {
+		return nil, fmt.Errorf("inbound policy: %w", err)
+	}
+	body, err := json.Marshal(cfg.Inbound)
+	if err != nil {
+		return nil, fmt.Errorf("inbound policy: %w", err)
+	}
+	b = newBlob(meshv1.InboundResource, body)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev := c.m[key]; prev != nil {
+		return prev, nil
+	}
+	c.m[key] = b
+	return b, nil
+}
+
+// proxyVersion is the version of a proxy's whole config: its scoped view
+// and its inbound policy. Equal content gives equal versions on every
+// replica.
+func proxyVersion(sc *scoped, in *blob) string {
+	h := sha256.New()
+	h.Write([]byte(sc.version))
+	h.Write(in.sum[:])
+	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 // ClusterRefs lists the clusters a compiled service reaches: each port's own

@@ -310,3 +310,62 @@ func TestStatusObjectsDoNotRecompile(t *testing.T) {
 		t.Error("a status write recompiled the mesh")
 	}
 }
+
+// Each workload gets its own inbound policy, equal to what compiling for it
+// gives; endpoint churn reuses it, a policy change recomputes it.
+func TestInboundPolicy(t *testing.T) {
+	data, err := os.ReadFile("../../compile/testdata/authz.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := resource.Decode("authz.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBuilder(quietLog)
+	stored := storeObjects(t, string(data))
+	v1, err := b.build(stored, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"app": "ratings"}
+	in, err := v1.inbound(selfKey("shop", labels), "shop", labels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := compile.Compile(resource.NewSet(objs), compile.Options{Services: []string{}, Self: &compile.Self{Namespace: "shop", Labels: labels}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantBody, _ := json.Marshal(want.Inbound)
+	if string(in.body) != string(wantBody) {
+		t.Errorf("inbound\n got %s\nwant %s", in.body, wantBody)
+	}
+	other := map[string]string{"app": "reviews"}
+	in2, _ := v1.inbound(selfKey("shop", other), "shop", other)
+	if in2.sum == in.sum {
+		t.Error("ratings and reviews workloads got the same inbound policy")
+	}
+
+	withWorkload := append(stored, storeObjects(t, `
+apiVersion: weft.dev/v1alpha1
+kind: Workload
+metadata: {name: ratings-a, namespace: shop, labels: {app: ratings}}
+spec: {address: 127.0.0.2, ports: [{name: http, port: 9080}]}
+`)...)
+	v2, _ := b.build(withWorkload, 2)
+	if v2 == v1 || v2.inbounds != v1.inbounds {
+		t.Error("a workload change recomputed inbound policy (or nothing)")
+	}
+	var noDeny []*store.Object
+	for _, o := range withWorkload {
+		if o.Name != "no-deletes" {
+			noDeny = append(noDeny, o)
+		}
+	}
+	v3, _ := b.build(noDeny, 3)
+	in3, _ := v3.inbound(selfKey("shop", labels), "shop", labels)
+	if v3.inbounds == v2.inbounds || in3.sum == in.sum {
+		t.Error("removing a policy did not change the inbound policy")
+	}
+}

@@ -387,6 +387,8 @@ func ack(v string) *meshv1.ProxyMessage {
 func decodeResource(name string, body []byte) (any, error) {
 	var v any
 	switch {
+	case name == meshv1.InboundResource:
+		v = &compile.Inbound{}
 	case strings.HasPrefix(name, meshv1.ServicePrefix):
 		v = &compile.Service{}
 	case strings.HasPrefix(name, meshv1.ClusterPrefix):
@@ -418,6 +420,8 @@ func (c *Client) assembleLocked(version string) (*compile.Config, error) {
 			cfg.Services = append(cfg.Services, x)
 		case *compile.Cluster:
 			cfg.Clusters[strings.TrimPrefix(name, meshv1.ClusterPrefix)] = x
+		case *compile.Inbound:
+			cfg.Inbound = x
 		}
 	}
 	sort.Slice(cfg.Services, func(i, j int) bool {
