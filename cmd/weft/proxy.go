@@ -19,6 +19,7 @@ import (
 	"weft.dev/weft/internal/proxy"
 	"weft.dev/weft/internal/proxy/admin"
 	"weft.dev/weft/internal/proxy/configfile"
+	"weft.dev/weft/internal/proxy/controlclient"
 	"weft.dev/weft/internal/proxy/listener"
 	"weft.dev/weft/internal/supervise"
 )
@@ -43,6 +44,7 @@ type proxyFlags struct {
 	serviceAccount string
 	logLevel       string
 	drain          time.Duration
+	ctl            controlFlags
 }
 
 func newProxyCmd() *cobra.Command {
@@ -52,7 +54,9 @@ func newProxyCmd() *cobra.Command {
 		Short: "Run a sidecar proxy",
 		Long: `Run a sidecar proxy. With --config it runs alone from a file of resources
 (Service, Workload, HTTPRoute, GRPCRoute, TCPRoute, TrafficPolicy,
-FaultInjection), re-read on change or SIGHUP.
+FaultInjection), re-read on change or SIGHUP. With --control it gets its
+config from ` + "`weft control`" + ` instead, and registers its workload there (--name,
+--labels, the --app ports behind --inbound) for as long as it runs.
 
 With "-- APP ARGS..." it also supervises the app: the app starts once the
 proxy is ready, with HTTP_PROXY set to the outbound listener; signals are
@@ -84,6 +88,7 @@ the app's exit code.`,
 	fl.StringVar(&f.serviceAccount, "service-account", "", "service account of the workload: its identity is spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.DurationVar(&f.drain, "drain-timeout", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish")
+	addControlFlags(fl, &f.ctl)
 	return cmd
 }
 
@@ -92,8 +97,8 @@ func runProxy(f proxyFlags, appArgv []string) error {
 	if err != nil {
 		return err
 	}
-	if f.config == "" {
-		return fmt.Errorf("--config is required (the control plane mode comes with `weft control`)")
+	if err := configSourceError(f); err != nil {
+		return err
 	}
 	targets := make([]struct {
 		tg   *proxy.Target
@@ -141,7 +146,12 @@ func runProxy(f proxyFlags, appArgv []string) error {
 		},
 		OnError: func(error) { metrics.ConfigErrors.Inc() },
 	}
-	if err := w.LoadInitial(); err != nil {
+	var cc *controlclient.Client
+	if f.ctl.addrs != "" {
+		if cc, err = newControlClient(f, labels, apps, w.Apply, log); err != nil {
+			return err
+		}
+	} else if err := w.LoadInitial(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 
@@ -182,7 +192,11 @@ func runProxy(f proxyFlags, appArgv []string) error {
 	defer stop()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	go w.Run(ctx, hup)
+	if cc != nil {
+		go runControlClient(ctx, cc, log)
+	} else {
+		go w.Run(ctx, hup)
+	}
 	return serve(ctx, serveOptions{log: log, ls: ls, ready: p.Ready, drain: f.drain, outbound: outbound, appArgv: appArgv})
 }
 
