@@ -45,6 +45,7 @@ type proxyFlags struct {
 	logLevel       string
 	drain          time.Duration
 	ctl            controlFlags
+	tel            telemetryFlags
 }
 
 func newProxyCmd() *cobra.Command {
@@ -89,6 +90,7 @@ the app's exit code.`,
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.DurationVar(&f.drain, "drain-timeout", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish")
 	addControlFlags(fl, &f.ctl)
+	addTelemetryFlags(fl, &f.tel)
 	return cmd
 }
 
@@ -123,12 +125,17 @@ func runProxy(f proxyFlags, appArgv []string) error {
 		return fmt.Errorf("--app needs --inbound: the app is reached through the inbound listener")
 	}
 
-	p := proxy.New(proxy.Options{Zone: f.zone, Logger: log})
+	metrics := admin.NewMetrics()
+	tel, closeTel, err := newTelemetry(f.tel, metrics.Registry, f.name, log)
+	if err != nil {
+		return err
+	}
+	defer closeTel()
+	p := proxy.New(proxy.Options{Zone: f.zone, Logger: log, Workload: f.name, Namespace: namespaceOf(f), ServiceAccount: f.serviceAccount, Telemetry: tel})
 	defer p.Close()
 	if err := setFileIdentity(p, f); err != nil {
 		return err
 	}
-	metrics := admin.NewMetrics()
 	labels, err := parseLabels(f.labels)
 	if err != nil {
 		return err

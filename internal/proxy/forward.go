@@ -78,8 +78,10 @@ func (f *forwarder) RoundTrip(req *http.Request) (*http.Response, error) {
 			out.Body = body.view()
 		}
 		c.Begin(ep)
+		f.p.recordAttempt(d.x, ep)
 		resp, err := tr.RoundTrip(out)
 		try.headersDone()
+		d.x.UpstreamResponse(resp)
 		outcome := classifyAttempt(ctx, try.ctx, resp, err)
 		if attempt < maxRetries && shouldRetry(retry, outcome, resp) && ctx.Err() == nil &&
 			(body == nil || body.rewind()) && budget.allow(retrying, retry) {

@@ -12,6 +12,7 @@ import (
 
 	"weft.dev/weft/internal/compile"
 	"weft.dev/weft/internal/proxy/upstream"
+	"weft.dev/weft/internal/telemetry"
 )
 
 // Reasons the proxy answers a request itself, sent in the x-weft-error
@@ -58,6 +59,10 @@ type Handler struct {
 func (p *Proxy) Handler(target *Target) *Handler { return &Handler{p: p, target: target} }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if x := h.p.tel.Begin(w, r, telemetry.Client); x != nil {
+		defer x.End()
+		w = x
+	}
 	t := h.p.table.Load()
 	if t == nil {
 		answer(w, r, http.StatusServiceUnavailable, ReasonNotReady, "proxy has no config yet")
@@ -108,6 +113,8 @@ type decision struct {
 	perTry time.Duration
 	// grpc is set for gRPC requests, whose errors are answered in gRPC terms.
 	grpc bool
+	// x records the request's telemetry; nil when off.
+	x *telemetry.Exchange
 }
 
 type decisionKey struct{}
@@ -118,11 +125,14 @@ func decisionFrom(ctx context.Context) *decision {
 }
 
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request, sp *servicePort) {
+	x := telemetry.ExchangeOf(w)
+	x.Service(sp.svc.Name, sp.svc.Namespace)
 	ru := sp.route(r)
 	if ru == nil {
 		answer(w, r, http.StatusNotFound, ReasonNoRoute, "no route matches")
 		return
 	}
+	x.Route(ru.Route)
 	if ru.Invalid != "" {
 		answer(w, r, http.StatusInternalServerError, ReasonInvalidRoute, ru.Invalid)
 		return
@@ -139,7 +149,8 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request, sp *servicePor
 		answer(w, r, http.StatusInternalServerError, ReasonInvalidRoute, "route has no backend with a weight above zero")
 		return
 	}
-	d := &decision{sp: sp, rule: ru, backend: b, grpc: isGRPC(r)}
+	x.Cluster(b.Cluster)
+	d := &decision{sp: sp, rule: ru, backend: b, grpc: isGRPC(r), x: x}
 	ctx := r.Context()
 	if hr := sp.port.HTTP; hr != nil {
 		d.retry = hr.Retry
@@ -306,6 +317,7 @@ func classifyError(ctx context.Context, err error) (int, string) {
 // answer writes a response of the proxy's own, in gRPC terms for gRPC
 // requests so gRPC clients see a status rather than a protocol error.
 func answer(w http.ResponseWriter, r *http.Request, status int, reason, msg string) {
+	telemetry.ExchangeOf(w).Flag(reason)
 	h := w.Header()
 	h.Set(HeaderError, reason)
 	if isGRPC(r) {

@@ -129,6 +129,10 @@ func (in *inbound) RoundTrip(r *http.Request) (*http.Response, error) {
 // bound to the request context (WithApp).
 func (p *Proxy) InboundHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if x := p.beginInbound(w, r); x != nil {
+			defer x.End()
+			w = x
+		}
 		app := AppFrom(r.Context())
 		if app == nil {
 			answer(w, r, http.StatusNotFound, ReasonUnknownService, "no local app for this connection")
@@ -148,9 +152,12 @@ func (p *Proxy) InboundHandler() http.Handler {
 // app, and closes conn when done.
 func (p *Proxy) ServeInboundTCP(conn net.Conn, a *App, peer *Peer) {
 	defer conn.Close()
+	tc := p.beginInboundTCP(conn, peer)
+	defer tc.End()
 	if t := p.table.Load(); t != nil {
 		if by := t.authz.decide(callerOf(peer), a.Port, nil); by != "" {
 			p.log.Debug("inbound: connection denied", "app", a.Addr, "by", by)
+			tc.Flag(ReasonDenied)
 			return
 		}
 	}
@@ -158,9 +165,11 @@ func (p *Proxy) ServeInboundTCP(conn net.Conn, a *App, peer *Peer) {
 	up, err := d.Dial("tcp", a.Addr)
 	if err != nil {
 		p.log.Debug("inbound: app connect failed", "app", a.Addr, "err", err)
+		tc.Flag(ReasonUpstreamError)
 		return
 	}
-	relay(conn, up)
+	tc.Connected("", a.Addr)
+	tc.Bytes(relay(conn, up))
 }
 
 // SetInboundPermissive forces the inbound's mTLS mode, over what the

@@ -14,6 +14,7 @@ import (
 
 	"weft.dev/weft/internal/compile"
 	"weft.dev/weft/internal/proxy/upstream"
+	"weft.dev/weft/internal/telemetry"
 )
 
 // Options configure a Proxy.
@@ -21,6 +22,12 @@ type Options struct {
 	// Zone is this proxy's zone, for zone-aware balancing.
 	Zone   string
 	Logger *slog.Logger
+	// Workload, Namespace and ServiceAccount describe the workload this
+	// proxy stands for (empty when unknown): telemetry's source of outbound
+	// and destination of inbound traffic.
+	Workload, Namespace, ServiceAccount string
+	// Telemetry records metrics, access logs and spans; nil records nothing.
+	Telemetry *telemetry.Telemetry
 }
 
 // Proxy routes and forwards traffic per the active config. It is safe for
@@ -35,6 +42,7 @@ type Proxy struct {
 	// permissive: the inbound accepts plaintext beside mTLS.
 	permissive atomic.Bool
 	mtlsForced atomic.Bool
+	tel        *telemetry.Recorder
 	budgets    sync.Map // cluster name -> *retryBudget; outlives reloads
 	applyMu    sync.Mutex
 }
@@ -47,6 +55,7 @@ func New(opts Options) *Proxy {
 	}
 	p := &Proxy{log: log, upstreams: upstream.NewManager(opts.Zone), tr: newTransports()}
 	p.in = newInbound(p)
+	p.tel = opts.Telemetry.For(selfPeer(opts), p.principal)
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        rewrite,
 		Transport:      &forwarder{p: p},

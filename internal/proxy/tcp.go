@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"weft.dev/weft/internal/proxy/upstream"
+	"weft.dev/weft/internal/telemetry"
 )
 
 // connectAttempts is how many endpoints an opaque connection tries before
@@ -31,6 +32,8 @@ func (p *Proxy) Protocol(tg *Target) (string, bool) {
 // backends, and closes conn when done.
 func (p *Proxy) ServeTCP(conn net.Conn, tg *Target) {
 	defer conn.Close()
+	tc := p.tel.BeginTCP(conn, telemetry.Client)
+	defer tc.End()
 	t := p.table.Load()
 	if t == nil {
 		return
@@ -38,12 +41,15 @@ func (p *Proxy) ServeTCP(conn net.Conn, tg *Target) {
 	sp := t.lookupTarget(tg)
 	if sp == nil || sp.tcp == nil {
 		p.log.Debug("tcp: unknown target", "host", tg.Host, "port", tg.Port)
+		tc.Flag(ReasonUnknownService)
 		return
 	}
 	b := sp.tcp.pick()
 	if b == nil {
+		tc.Flag(ReasonInvalidRoute)
 		return
 	}
+	tc.Destination(sp.svc.Name, sp.svc.Namespace, sp.port.TCP.Route, b.Cluster)
 	c := p.upstreams.Cluster(b.Cluster)
 	if c == nil {
 		return
@@ -51,14 +57,17 @@ func (p *Proxy) ServeTCP(conn net.Conn, tg *Target) {
 	release, err := c.AdmitConnection()
 	if err != nil {
 		p.log.Debug("tcp: refused", "cluster", b.Cluster, "err", err)
+		tc.Flag(ReasonCircuitOpen)
 		return
 	}
 	defer release()
 	up, ep := p.dialCluster(c, conn.RemoteAddr())
 	if up == nil {
+		tc.Flag(ReasonNoHealthy)
 		return
 	}
-	relay(conn, up)
+	p.recordConnected(tc, ep)
+	tc.Bytes(relay(conn, up))
 	c.End(ep, upstream.Success)
 }
 
@@ -88,27 +97,30 @@ func (p *Proxy) dialCluster(c *upstream.Cluster, src net.Addr) (net.Conn, *upstr
 
 // relay copies both ways until both directions end, passing half-closes
 // through so request/response protocols that close their write side work.
-func relay(a, b net.Conn) {
+// It returns the bytes copied from a to b and from b to a.
+func relay(a, b net.Conn) (aToB, bToA int64) {
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); copyHalf(b, a) }()
-	go func() { defer wg.Done(); copyHalf(a, b) }()
+	go func() { defer wg.Done(); aToB = copyHalf(b, a) }()
+	go func() { defer wg.Done(); bToA = copyHalf(a, b) }()
 	wg.Wait()
 	b.Close()
+	return aToB, bToA
 }
 
 type closeWriter interface{ CloseWrite() error }
 
-func copyHalf(dst, src net.Conn) {
+func copyHalf(dst, src net.Conn) int64 {
 	buf := copyBuffers.Get().(*[]byte)
-	_, err := io.CopyBuffer(dst, src, *buf)
+	n, err := io.CopyBuffer(dst, src, *buf)
 	copyBuffers.Put(buf)
 	if cw, ok := dst.(closeWriter); ok && err == nil {
 		cw.CloseWrite()
-		return
+		return n
 	}
 	// Without half-close (or after an error) the only signal left is a
 	// full close, which also unblocks the other direction.
 	dst.Close()
 	src.Close()
+	return n
 }
