@@ -41,6 +41,7 @@ const (
 	DefaultDebounce       = 50 * time.Millisecond
 	DefaultDebounceMax    = 250 * time.Millisecond
 	DefaultStatusInterval = time.Second
+	DefaultSettle         = 5 * time.Second
 )
 
 // Options configure a Server.
@@ -62,6 +63,13 @@ type Options struct {
 	// StatusInterval is how often this replica's proxy status is written to
 	// the store (when it changed) for other replicas to read. Default 1s.
 	StatusInterval time.Duration
+	// Settle is how long after start a proxy that already holds a config
+	// (it reconnects after a control plane restart) waits for its first
+	// update, so that the other proxies have re-registered their workloads
+	// first: otherwise it would be sent a mesh with endpoints missing. It
+	// keeps serving its config meanwhile. New proxies are not held. Default
+	// 5s (the proxies' reconnect backoff cap); negative disables.
+	Settle time.Duration
 	// ServerOptions are added to the gRPC server's, e.g. grpc.Creds for
 	// TLS. Without credentials the server speaks plain TCP.
 	ServerOptions []grpc.ServerOption
@@ -79,6 +87,7 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	startedAt time.Time
 	current   atomic.Pointer[view]
 	viewReady chan struct{} // closed when the first view is built
 	readyOnce sync.Once
@@ -117,6 +126,9 @@ func New(st store.Store, opts Options) *Server {
 	if opts.StatusInterval <= 0 {
 		opts.StatusInterval = DefaultStatusInterval
 	}
+	if opts.Settle == 0 {
+		opts.Settle = DefaultSettle
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -154,6 +166,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	if !s.started {
 		s.started = true
+		s.startedAt = time.Now()
 		s.replica = s.opts.Replica
 		if s.replica == "" {
 			host, _ := os.Hostname()

@@ -41,6 +41,9 @@ func startServer(t testing.TB, st store.Store, opts Options) (*Server, string) {
 	if opts.StatusInterval == 0 {
 		opts.StatusInterval = 20 * time.Millisecond
 	}
+	if opts.Settle == 0 {
+		opts.Settle = -1
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -468,5 +471,24 @@ func TestProxiesAcrossReplicas(t *testing.T) {
 		if len(ps) != 2 || ps[0].Name != "one" || ps[0].Replica != "r1" || ps[1].Name != "two" || ps[1].Replica != "r2" || !ps[0].InSync() || !ps[1].InSync() {
 			t.Errorf("replica %s lists %+v", s.Replica(), ps)
 		}
+	}
+}
+
+// After a (re)start, a proxy that already holds a config waits for the
+// others to re-register; a new proxy does not wait.
+func TestSettleHoldsResyncingProxies(t *testing.T) {
+	st := newMemStore()
+	putYAML(t, st, meshYAML)
+	start := time.Now()
+	_, addr := startServer(t, st, Options{Settle: 500 * time.Millisecond})
+	fresh := dialProxy(t, addr, testToken, &meshv1.Hello{Name: "fresh"})
+	fresh.next(5 * time.Second)
+	if d := time.Since(start); d > 400*time.Millisecond {
+		t.Errorf("a new proxy waited %v", d)
+	}
+	back := dialProxy(t, addr, testToken, &meshv1.Hello{Name: "back", Version: "0123456789abcdef"})
+	back.next(5 * time.Second)
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Errorf("a resyncing proxy got its update after %v, before settling", d)
 	}
 }

@@ -262,6 +262,17 @@ func (p *proxyStream) sendLoop(ctx context.Context) error {
 		return nil
 	case <-p.s.viewReady:
 	}
+	if wait := time.Until(p.s.startedAt.Add(p.s.opts.Settle)); p.hello.Version != "" && wait > 0 {
+		// A resyncing proxy right after a (re)start: let the others
+		// re-register before computing what it gets.
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
 	for first := true; ; first = false {
 		if err := p.push(first); err != nil {
 			return err
