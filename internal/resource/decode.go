@@ -38,6 +38,17 @@ var registry = map[string]kindInfo{
 	gatewayGroup + "/v1alpha2 GRPCRoute": {KindGRPCRoute, func() any { return &gwv1.GRPCRoute{} }},
 	gatewayGroup + "/v1 TCPRoute":        {KindTCPRoute, func() any { return &gwv1.TCPRoute{} }},
 	gatewayGroup + "/v1alpha2 TCPRoute":  {KindTCPRoute, func() any { return &gwv1.TCPRoute{} }},
+
+	// The edge (see gateway_types.go).
+	"v1 Secret":                              {KindSecret, func() any { return &corev1.Secret{} }},
+	gatewayGroup + "/v1 Gateway":             {KindGateway, func() any { return &gwv1.Gateway{} }},
+	gatewayGroup + "/v1beta1 Gateway":        {KindGateway, func() any { return &gwv1.Gateway{} }},
+	gatewayGroup + "/v1 TLSRoute":            {KindTLSRoute, func() any { return &gwv1.TLSRoute{} }},
+	gatewayGroup + "/v1alpha2 TLSRoute":      {KindTLSRoute, func() any { return &gwv1.TLSRoute{} }},
+	gatewayGroup + "/v1 ReferenceGrant":      {KindReferenceGrant, func() any { return &gwv1.ReferenceGrant{} }},
+	gatewayGroup + "/v1beta1 ReferenceGrant": {KindReferenceGrant, func() any { return &gwv1.ReferenceGrant{} }},
+	APIVersion + " RequestAuthentication":    {KindRequestAuthentication, func() any { return &RequestAuthentication{} }},
+	APIVersion + " RateLimitPolicy":          {KindRateLimitPolicy, func() any { return &RateLimitPolicy{} }},
 }
 
 // typeHeader is what every document must start with.

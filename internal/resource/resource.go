@@ -51,7 +51,9 @@ type Object struct {
 	Source    Source
 	// Value is one of *corev1.Service, *Workload, *gwv1.HTTPRoute,
 	// *gwv1.GRPCRoute, *gwv1.TCPRoute, *TrafficPolicy, *FaultInjection,
-	// *AuthorizationPolicy, *PeerAuthentication.
+	// *AuthorizationPolicy, *PeerAuthentication, and for the edge
+	// *gwv1.Gateway, *gwv1.TLSRoute, *gwv1.ReferenceGrant, *corev1.Secret,
+	// *RequestAuthentication, *RateLimitPolicy.
 	Value any
 }
 
@@ -111,6 +113,14 @@ type Set struct {
 
 	AuthorizationPolicies []*AuthorizationPolicy
 	PeerAuthentications   []*PeerAuthentication
+
+	// The edge.
+	Gateways               []*gwv1.Gateway
+	TLSRoutes              []*gwv1.TLSRoute
+	ReferenceGrants        []*gwv1.ReferenceGrant
+	Secrets                []*corev1.Secret
+	RequestAuthentications []*RequestAuthentication
+	RateLimitPolicies      []*RateLimitPolicy
 }
 
 // NewSet sorts objects into a Set by kind.
@@ -136,6 +146,18 @@ func NewSet(objs []*Object) *Set {
 			s.AuthorizationPolicies = append(s.AuthorizationPolicies, v)
 		case *PeerAuthentication:
 			s.PeerAuthentications = append(s.PeerAuthentications, v)
+		case *gwv1.Gateway:
+			s.Gateways = append(s.Gateways, v)
+		case *gwv1.TLSRoute:
+			s.TLSRoutes = append(s.TLSRoutes, v)
+		case *gwv1.ReferenceGrant:
+			s.ReferenceGrants = append(s.ReferenceGrants, v)
+		case *corev1.Secret:
+			s.Secrets = append(s.Secrets, v)
+		case *RequestAuthentication:
+			s.RequestAuthentications = append(s.RequestAuthentications, v)
+		case *RateLimitPolicy:
+			s.RateLimitPolicies = append(s.RateLimitPolicies, v)
 		}
 	}
 	return s

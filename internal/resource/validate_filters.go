@@ -21,13 +21,15 @@ var filterField = map[gwv1.HTTPRouteFilterType]string{
 	gwv1.HTTPRouteFilterExtensionRef:           "extensionRef",
 }
 
-// The filter types weft implements. CORS and ExternalAuth are valid Gateway
-// API but weft has no implementation; accepting them would silently drop them.
+// The filter types weft implements. ExternalAuth is valid Gateway API but
+// weft has no implementation; accepting it would silently drop it. CORS is
+// applied by the gateway, so only edge routes may use it (validateEdgeRoute).
 var (
 	httpFilterTypes = []gwv1.HTTPRouteFilterType{
 		gwv1.HTTPRouteFilterRequestHeaderModifier, gwv1.HTTPRouteFilterResponseHeaderModifier,
 		gwv1.HTTPRouteFilterRequestRedirect, gwv1.HTTPRouteFilterURLRewrite,
 		gwv1.HTTPRouteFilterRequestMirror, gwv1.HTTPRouteFilterExtensionRef,
+		gwv1.HTTPRouteFilterCORS,
 	}
 	grpcFilterTypes = []gwv1.HTTPRouteFilterType{
 		gwv1.HTTPRouteFilterRequestHeaderModifier, gwv1.HTTPRouteFilterResponseHeaderModifier,

@@ -11,6 +11,7 @@ var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "O
 func validateHTTPRoute(v *validator, r *gwv1.HTTPRoute) {
 	validateParentRefs(v, r.Spec.ParentRefs)
 	validateHostnames(v, r.Spec.Hostnames)
+	validateEdgeRoute(v, r)
 	names := map[string]int{}
 	for i, rule := range r.Spec.Rules {
 		f := idx("spec.rules", i)

@@ -139,7 +139,8 @@ func TestValidateHTTPFilters(t *testing.T) {
 	f0 := "spec.rules[0].filters[0]"
 	for _, c := range []badCase{
 		{"unknown type", r("{type: Bogus}"), f0 + ".type", `unknown filter type "Bogus": must be one of RequestHeaderModifier`},
-		{"unsupported type", r("{type: CORS, cors: {allowOrigins: [\"*\"]}}"), f0 + ".type", `unsupported filter type "CORS"`},
+		{"unsupported type", r("{type: ExternalAuth, externalAuth: {protocol: HTTP, backendRef: {name: auth, port: 80}}}"), f0 + ".type", `unsupported filter type "ExternalAuth"`},
+		{"CORS on a mesh route", r("{type: CORS, cors: {allowOrigins: [\"*\"]}}"), f0 + ".type", `the CORS filter is applied by the gateway`},
 		{"type missing", r("{requestHeaderModifier: {remove: [a]}}"), f0 + ".type", `unknown filter type ""`},
 		{"request header missing", r("{type: RequestHeaderModifier}"), f0 + ".requestHeaderModifier", "required when type is RequestHeaderModifier"},
 		{"response header missing", r("{type: ResponseHeaderModifier, requestHeaderModifier: {remove: [a]}}"), f0 + ".responseHeaderModifier", "required when type is ResponseHeaderModifier"},
