@@ -52,8 +52,13 @@ type Options struct {
 	EtcdEndpoints []string
 	EtcdPrefix    string
 	// Push tunes the push server; JoinToken and Logger are filled in.
-	Push   push.Options
-	Logger *slog.Logger
+	Push push.Options
+	// OnStart, when set, runs once the store, API and push server exist
+	// and before they serve: the seam for parts that mount on the control
+	// plane (the dashboard: p.API.Handle(...), reading p.Store and
+	// p.Push). An error stops the start.
+	OnStart func(p *Plane) error
+	Logger  *slog.Logger
 }
 
 // Plane is a running control plane.
@@ -191,6 +196,11 @@ func Start(ctx context.Context, opts Options) (_ *Plane, err error) {
 	p.API, err = api.New(api.Options{Store: st, StoreName: opts.Store, AdminToken: admin, Status: status, Logger: log})
 	if err != nil {
 		return nil, err
+	}
+	if opts.OnStart != nil {
+		if err := opts.OnStart(p); err != nil {
+			return nil, err
+		}
 	}
 	p.http = &http.Server{Handler: p.API, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	go func() {

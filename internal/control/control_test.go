@@ -20,6 +20,14 @@ func start(t *testing.T, home string, logs *bytes.Buffer) *Plane {
 	p, err := Start(context.Background(), Options{
 		WeftHome: home, HTTPAddr: "127.0.0.1:0", GRPCAddr: "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+		// As the dashboard will: mount a handler behind the admin token.
+		OnStart: func(p *Plane) error {
+			if p.Store == nil || p.Push == nil {
+				t.Error("OnStart without store or push server")
+			}
+			p.API.Handle("GET /ui/hello", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("hello")) }))
+			return nil
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +86,20 @@ func TestStartWritesContextAndTokens(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"proxies":[]`) {
 		t.Errorf("status: %d %s", resp.StatusCode, body)
+	}
+	for tok, want := range map[string]int{"": 401, cfg.Token: 200} {
+		req, _ := http.NewRequest("GET", cfg.Server+"/ui/hello", nil)
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("mounted handler with token %v: %d, want %d", tok != "", resp.StatusCode, want)
+		}
 	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
