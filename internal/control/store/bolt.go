@@ -260,11 +260,15 @@ func (s *Bolt) List(ctx context.Context, kind string) ([]*Object, int64, error) 
 }
 
 func sortedObjects(byKey map[string]*Object) []*Object {
-	out := make([]*Object, 0, len(byKey))
-	for _, o := range byKey {
-		out = append(out, o)
+	keys := make([]string, 0, len(byKey))
+	for k := range byKey {
+		keys = append(keys, k)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key() < out[j].Key() })
+	sort.Strings(keys)
+	out := make([]*Object, len(keys))
+	for i, k := range keys {
+		out[i] = byKey[k]
+	}
 	return out
 }
 
