@@ -41,7 +41,7 @@ const (
 	DefaultDebounce       = 50 * time.Millisecond
 	DefaultDebounceMax    = 250 * time.Millisecond
 	DefaultStatusInterval = time.Second
-	DefaultSettle         = 5 * time.Second
+	DefaultSettle         = 7 * time.Second
 )
 
 // Options configure a Server.
@@ -68,7 +68,8 @@ type Options struct {
 	// update, so that the other proxies have re-registered their workloads
 	// first: otherwise it would be sent a mesh with endpoints missing. It
 	// keeps serving its config meanwhile. New proxies are not held. Default
-	// 5s (the proxies' reconnect backoff cap); negative disables.
+	// 7s: longer than the proxies' reconnect backoff cap (5s), so every
+	// proxy has tried again by then; negative disables.
 	Settle time.Duration
 	// ServerOptions are added to the gRPC server's, e.g. grpc.Creds for
 	// TLS. Without credentials the server speaks plain TCP.

@@ -242,6 +242,7 @@ func (b *builder) build(objs []*store.Object, rev int64) (*view, error) {
 		changed = true
 		policyChanged = policyChanged || o.Kind != resource.KindWorkload
 		b.decoded[key] = b.decode(o)
+		b.log.Debug("resource changed", "key", key, "resourceVersion", o.ResourceVersion)
 	}
 	if seen != len(b.decoded) {
 		changed = true
@@ -252,6 +253,7 @@ func (b *builder) build(objs []*store.Object, rev int64) (*view, error) {
 		for k := range b.decoded {
 			if !live[k] {
 				delete(b.decoded, k)
+				b.log.Debug("resource gone", "key", k)
 				policyChanged = policyChanged || !strings.HasPrefix(k, resource.KindWorkload+"/")
 			}
 		}
