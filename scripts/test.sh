@@ -77,3 +77,9 @@ fi
 
 log "go test ./test/e2e"
 go test -count=1 -timeout 12m -parallel 4 ./test/e2e
+
+# The benchmark in smoke mode (installs nginx, haproxy, caddy, fortio if
+# missing): every system carries traffic with zero errors and the mTLS and
+# connection-reuse proofs hold; timings are not checked.
+log "scripts/bench.sh --smoke"
+scripts/bench.sh --smoke
