@@ -158,6 +158,7 @@ func runProxy(f proxyFlags, appArgv []string) error {
 		if cc, err = newControlClient(f, labels, apps, w.Apply, log); err != nil {
 			return err
 		}
+		p.SetLearner(cc.WaitFor)
 	} else if err := w.LoadInitial(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}

@@ -68,17 +68,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer(w, r, http.StatusServiceUnavailable, ReasonNotReady, "proxy has no config yet")
 		return
 	}
-	var sp *servicePort
-	if tg := h.target; tg != nil {
-		sp = t.lookupTarget(tg)
-	} else if tg, _ := r.Context().Value(targetKey{}).(*Target); tg != nil {
-		sp = t.lookupTarget(tg)
-	} else {
+	find := func(t *table) (*servicePort, string) {
+		if tg := h.target; tg != nil {
+			return t.lookupTarget(tg), tg.Host
+		}
+		if tg, _ := r.Context().Value(targetKey{}).(*Target); tg != nil {
+			return t.lookupTarget(tg), tg.Host
+		}
 		authority := r.URL.Host
 		if authority == "" {
 			authority = r.Host
 		}
-		sp = t.lookup(authority)
+		return t.lookup(authority), authority
+	}
+	sp, host := find(t)
+	if sp == nil && h.p.Learn(r.Context(), host) {
+		sp, _ = find(h.p.table.Load())
 	}
 	if sp == nil {
 		answer(w, r, http.StatusNotFound, ReasonUnknownService, "no service known as "+strconv.Quote(r.Host))

@@ -6,11 +6,13 @@
 package proxy
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"weft.dev/weft/internal/compile"
 	"weft.dev/weft/internal/proxy/upstream"
@@ -42,6 +44,7 @@ type Proxy struct {
 	// permissive: the inbound accepts plaintext beside mTLS.
 	permissive atomic.Bool
 	mtlsForced atomic.Bool
+	learner    atomic.Pointer[func(context.Context, string) bool]
 	tel        *telemetry.Recorder
 	budgets    sync.Map // cluster name -> *retryBudget; outlives reloads
 	applyMu    sync.Mutex
@@ -118,3 +121,27 @@ func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
 func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
 
 var _ http.Handler = (*Handler)(nil)
+
+// learnTimeout bounds how long a request for an unknown host waits for the
+// control plane to add that service to this proxy's config.
+const learnTimeout = time.Second
+
+// SetLearner installs how the proxy learns services on demand: called with
+// a host the config does not know, it asks the control plane for it and
+// reports whether the config now has it. Without one, unknown hosts are
+// refused at once.
+func (p *Proxy) SetLearner(learn func(ctx context.Context, host string) bool) {
+	p.learner.Store(&learn)
+}
+
+// Learn asks the control plane for an unknown host (see SetLearner) and
+// reports whether the config now has it.
+func (p *Proxy) Learn(ctx context.Context, host string) bool {
+	l := p.learner.Load()
+	if l == nil || host == "" {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, learnTimeout)
+	defer cancel()
+	return (*l)(ctx, host)
+}

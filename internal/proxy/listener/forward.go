@@ -26,7 +26,7 @@ func (f *forwardProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad CONNECT target: "+err.Error(), http.StatusBadRequest)
 		return
 	}
-	if _, ok := f.s.p.Protocol(tg); !ok {
+	if _, ok := f.s.p.Protocol(tg); !ok && !f.s.p.Learn(r.Context(), tg.Host) {
 		w.Header().Set(proxy.HeaderError, proxy.ReasonUnknownService)
 		http.Error(w, "no service known as "+strconv.Quote(r.Host), http.StatusNotFound)
 		return
