@@ -24,11 +24,19 @@ func ClusterResource(cluster string) string { return ClusterPrefix + cluster }
 
 // ParseServiceRef reads the service a dependency, a Want or a request host
 // names: "name", "name.namespace", "name.namespace.svc" or
-// "name.namespace.svc.cluster.local", with or without ":port". A bare name
+// "name.namespace.svc.cluster.local", with or without ":port", or
+// "namespace/name" (how proxies key services in Want and Hello). A bare name
 // is in defaultNamespace. ok is false for anything else (an outside host
 // such as "example.com" is not a mesh service).
 func ParseServiceRef(ref, defaultNamespace string) (namespace, name string, ok bool) {
 	ref = strings.ToLower(strings.TrimSpace(ref))
+	// "namespace/name" is how proxies key services (Want, Hello.Learned).
+	if ns, n, ok := strings.Cut(ref, "/"); ok {
+		if !isLabel(ns) || !isLabel(n) {
+			return "", "", false
+		}
+		return ns, n, true
+	}
 	if h, _, err := net.SplitHostPort(ref); err == nil {
 		ref = h
 	}
