@@ -1,6 +1,8 @@
 package telemetry
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"strconv"
 	"sync"
@@ -9,12 +11,15 @@ import (
 )
 
 // Access log lines are encoded by hand into one shared buffer (no fmt, no
-// reflection, no allocation per line) and written out in batches: when the
-// buffer passes flushAt, or flushEvery after the first unwritten line. A
-// slow sink delays the writer, not requests: a full buffer is swapped for
-// the spare one and written outside the encoding lock.
+// reflection, no allocation per line) and written out in batches by one
+// writer goroutine, woken when the buffer passes flushAt or flushEvery
+// after the first unwritten line: no request ever waits on the sink. While
+// a write is in progress lines pile up to maxPending; a sink that blocks
+// (a pipe nobody reads) makes the log drop lines beyond that, as Envoy's
+// does, and never holds up traffic.
 const (
 	flushAt       = 32 * 1024
+	maxPending    = 512 * 1024
 	flushEvery    = 200 * time.Millisecond
 	maxFieldBytes = 4096 // a longer path or header value is cut, marked "..."
 )
@@ -23,13 +28,19 @@ type accessLog struct {
 	w           io.Writer
 	sampleBelow uint64
 
-	mu    sync.Mutex // guards buf, spare, armed
-	buf   []byte
-	spare []byte
-	armed bool
-	timer *time.Timer
+	mu      sync.Mutex // guards buf, spare, armed, dropped
+	buf     []byte
+	spare   []byte
+	armed   bool
+	dropped int64
+	timer   *time.Timer
 
-	wmu sync.Mutex // serialises writes to w
+	wmu    sync.Mutex    // serialises writes to w
+	kick   chan struct{} // wakes the writer; one slot, never blocks a sender
+	stop   chan struct{}
+	done   chan struct{} // the writer goroutine ended
+	closed chan struct{} // the last lines are written
+	once   sync.Once
 }
 
 func newAccessLog(w io.Writer, sampling float64) *accessLog {
@@ -38,9 +49,14 @@ func newAccessLog(w io.Writer, sampling float64) *accessLog {
 		sampleBelow: ratioBound(sampling),
 		buf:         make([]byte, 0, 2*flushAt),
 		spare:       make([]byte, 0, 2*flushAt),
+		kick:        make(chan struct{}, 1),
+		stop:        make(chan struct{}),
+		done:        make(chan struct{}),
+		closed:      make(chan struct{}),
 	}
-	l.timer = time.AfterFunc(time.Hour, l.flush)
+	l.timer = time.AfterFunc(time.Hour, l.wake)
 	l.timer.Stop()
+	go l.run()
 	return l
 }
 
@@ -53,6 +69,11 @@ type lineEncoder interface{ appendLine([]byte) []byte }
 // write appends one line and schedules its writing.
 func (l *accessLog) write(e lineEncoder) {
 	l.mu.Lock()
+	if len(l.buf) >= maxPending {
+		l.dropped++
+		l.mu.Unlock()
+		return
+	}
 	l.buf = e.appendLine(l.buf)
 	full := len(l.buf) >= flushAt
 	if !full && !l.armed {
@@ -61,7 +82,26 @@ func (l *accessLog) write(e lineEncoder) {
 	}
 	l.mu.Unlock()
 	if full {
-		l.flush()
+		l.wake()
+	}
+}
+
+func (l *accessLog) wake() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (l *accessLog) run() {
+	defer close(l.done)
+	for {
+		select {
+		case <-l.kick:
+			l.flush()
+		case <-l.stop:
+			return
+		}
 	}
 }
 
@@ -79,17 +119,31 @@ func (l *accessLog) flush() {
 		_, _ = l.w.Write(b)
 	}
 	l.mu.Lock()
-	l.spare = b[:0]
+	l.spare = b[:0] // at most maxPending plus a line, so kept as grown
 	l.mu.Unlock()
 }
 
-func (l *accessLog) close() error {
-	l.timer.Stop()
-	l.flush()
-	if s, ok := l.w.(interface{ Sync() error }); ok {
-		_ = s.Sync()
+// close writes what is left and stops the writer, giving up when ctx
+// ends (a sink that never takes the bytes must not hold up exit).
+func (l *accessLog) close(ctx context.Context) error {
+	l.once.Do(func() {
+		l.timer.Stop()
+		close(l.stop)
+		go func() {
+			<-l.done
+			l.flush()
+			if s, ok := l.w.(interface{ Sync() error }); ok {
+				_ = s.Sync()
+			}
+			close(l.closed)
+		}()
+	})
+	select {
+	case <-l.closed:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("access log: %w", ctx.Err())
 	}
-	return nil
 }
 
 // JSON encoding helpers. appendString escapes per RFC 8259: quotes,

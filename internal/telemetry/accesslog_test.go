@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -108,7 +109,7 @@ func TestAccessLogBatches(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	l.close()
+	l.close(context.Background())
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if n := strings.Count(w.data.String(), "{\"n\":1}\n"); n != 8000 {
@@ -122,7 +123,7 @@ func TestAccessLogBatches(t *testing.T) {
 func TestAccessLogFlushesOnTimer(t *testing.T) {
 	w := &countingWriter{}
 	l := newAccessLog(w, 1)
-	defer l.close()
+	defer l.close(context.Background())
 	l.write(line("one"))
 	deadline := time.Now().Add(5 * flushEvery)
 	for {
@@ -168,4 +169,50 @@ func FuzzAppendString(f *testing.F) {
 			t.Fatalf("%q encodes to invalid JSON %s", s, b)
 		}
 	})
+}
+
+// blockingWriter blocks every write until released.
+type blockingWriter struct {
+	release chan struct{}
+	n       int
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	<-w.release
+	w.n += len(p)
+	return len(p), nil
+}
+
+func TestAccessLogStuckSinkDropsLines(t *testing.T) {
+	w := &blockingWriter{release: make(chan struct{})}
+	l := newAccessLog(w, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Far more than maxPending: every write returns although the sink
+		// is stuck.
+		for i := 0; i < 3*maxPending/100; i++ {
+			l.write(line(strings.Repeat("x", 99)))
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("requests blocked on a stuck access log sink")
+	}
+	l.mu.Lock()
+	dropped := l.dropped
+	l.mu.Unlock()
+	if dropped == 0 {
+		t.Error("no line dropped past maxPending")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := l.close(ctx); err == nil {
+		t.Error("close returned while the sink is stuck")
+	}
+	close(w.release)
+	if err := l.close(context.Background()); err != nil {
+		t.Error(err)
+	}
 }

@@ -136,7 +136,7 @@ func New(opts Options) (*Telemetry, error) {
 		tr, err := newTracer(opts)
 		if err != nil {
 			if t.log != nil {
-				t.log.close()
+				t.log.close(context.Background())
 			}
 			return nil, err
 		}
@@ -153,7 +153,7 @@ func (t *Telemetry) Close(ctx context.Context) error {
 	}
 	var errs []error
 	if t.log != nil {
-		errs = append(errs, t.log.close())
+		errs = append(errs, t.log.close(ctx))
 	}
 	if t.tracer != nil {
 		errs = append(errs, t.tracer.shutdown(ctx))
