@@ -19,7 +19,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newProxyCmd(), newValidateCmd())
+	root.AddCommand(newProxyCmd(), newGatewayCmd(), newValidateCmd())
 	root.AddCommand(newControlCmd(), newApplyCmd(), newGetCmd(), newDeleteCmd(), newStatusCmd())
 	if err := root.Execute(); err != nil {
 		var exit exitError

@@ -1,0 +1,250 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+const (
+	readHeaderTimeout = 30 * time.Second
+	idleTimeout       = 5 * time.Minute
+	// helloTimeout bounds the wait for a TLS ClientHello (and the
+	// handshake), so idle connections cannot pile up.
+	helloTimeout = 10 * time.Second
+)
+
+// portServer is one open listener port. It outlives reloads that keep the
+// port and its protocol family; each connection and request reads the
+// config current when it arrives.
+type portServer struct {
+	g      *Gateway
+	port   int32
+	family string
+	ln     net.Listener
+	// srv serves HTTP: on the port itself (family http) or, for family
+	// tls, on the connections TLS was terminated for (via inner).
+	srv   *http.Server
+	inner *chanListener
+	wg    sync.WaitGroup
+	conns sync.Map // opaque relays, closed on shutdown
+}
+
+func (g *Gateway) listen(port int32, family string) (*portServer, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(g.opts.Bind, strconv.Itoa(int(port))))
+	if err != nil {
+		return nil, err
+	}
+	ps := &portServer{g: g, port: port, family: family, ln: ln}
+	if family != "tcp" {
+		ps.srv = &http.Server{
+			Handler:           g.p.WithTelemetry(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serveHTTP(port, w, r) })),
+			ReadHeaderTimeout: readHeaderTimeout,
+			IdleTimeout:       idleTimeout,
+			ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+			Protocols:         new(http.Protocols),
+		}
+		ps.srv.Protocols.SetHTTP1(true)
+		if family == "http" {
+			ps.srv.Protocols.SetUnencryptedHTTP2(true)
+		} else {
+			ps.srv.Protocols.SetHTTP2(true)
+			ps.inner = newChanListener(ln.Addr())
+		}
+	}
+	return ps, nil
+}
+
+func (ps *portServer) start() {
+	switch ps.family {
+	case "http":
+		ps.wg.Add(1)
+		go func() { defer ps.wg.Done(); _ = ps.srv.Serve(ps.ln) }()
+	case "tls":
+		ps.wg.Add(2)
+		go func() { defer ps.wg.Done(); _ = ps.srv.Serve(ps.inner) }()
+		go func() { defer ps.wg.Done(); ps.accept(ps.serveTLS) }()
+	case "tcp":
+		ps.wg.Add(1)
+		go func() { defer ps.wg.Done(); ps.accept(ps.serveTCP) }()
+	}
+}
+
+func (ps *portServer) accept(serve func(net.Conn)) {
+	for {
+		c, err := ps.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			ps.g.log.Warn("accept failed", "port", ps.port, "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		go serve(c)
+	}
+}
+
+// current is this port's part of the served config.
+func (ps *portServer) current() *portConfig {
+	if s := ps.g.snap.Load(); s != nil {
+		return s.ports[ps.port]
+	}
+	return nil
+}
+
+// serveTLS reads the ClientHello, picks the listener by SNI and either
+// relays the untouched bytes to a TLSRoute backend (Passthrough) or
+// terminates TLS: HTTPS goes to the HTTP server, TLS to a TLSRoute.
+func (ps *portServer) serveTLS(c net.Conn) {
+	pc := ps.current()
+	if pc == nil {
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Now().Add(helloTimeout))
+	sni, replay, err := peekSNI(c)
+	if err != nil {
+		ps.g.log.Debug("no TLS ClientHello", "port", ps.port, "remote", c.RemoteAddr().String(), "err", err)
+		c.Close()
+		return
+	}
+	l := pc.listenerFor(sni)
+	if l == nil {
+		ps.g.log.Debug("no listener for SNI", "port", ps.port, "sni", sni)
+		c.Close()
+		return
+	}
+	if l.cfg.TLSMode != "Terminate" {
+		c.SetReadDeadline(time.Time{})
+		ps.relayTLS(replay, l, sni)
+		return
+	}
+	tc := tls.Server(replay, pc.tlsConfig)
+	if err := tc.Handshake(); err != nil {
+		ps.g.log.Debug("TLS handshake failed", "port", ps.port, "sni", sni, "err", err)
+		c.Close()
+		return
+	}
+	c.SetReadDeadline(time.Time{})
+	if l.cfg.Protocol == "TLS" {
+		ps.relayTLS(tc, l, sni)
+		return
+	}
+	if !ps.inner.push(tc) {
+		tc.Close()
+	}
+}
+
+// relayTLS sends a TLS listener's connection to the TLSRoute whose
+// hostnames match the SNI.
+func (ps *portServer) relayTLS(c net.Conn, l *listenerRT, sni string) {
+	for _, r := range l.tls {
+		if len(r.hosts) == 0 || hostMatches(r.hosts, sni) {
+			ps.track(c)
+			defer ps.untrack(c)
+			ps.g.p.ServeEdgeTCP(c, r.backends)
+			return
+		}
+	}
+	ps.g.log.Debug("no TLSRoute for SNI", "listener", l.cfg.Name, "sni", sni)
+	c.Close()
+}
+
+func (ps *portServer) serveTCP(c net.Conn) {
+	pc := ps.current()
+	if pc == nil || len(pc.listeners) == 0 || pc.listeners[0].tcp == nil {
+		c.Close()
+		return
+	}
+	ps.track(c)
+	defer ps.untrack(c)
+	ps.g.p.ServeEdgeTCP(c, pc.listeners[0].tcp)
+}
+
+func (ps *portServer) track(c net.Conn)   { ps.conns.Store(c, struct{}{}) }
+func (ps *portServer) untrack(c net.Conn) { ps.conns.Delete(c) }
+
+// close stops the port at once (a reload that dropped it).
+func (ps *portServer) close() {
+	ps.ln.Close()
+	if ps.srv != nil {
+		ps.srv.Close()
+	}
+	if ps.inner != nil {
+		ps.inner.Close()
+	}
+	ps.closeConns()
+}
+
+// shutdown stops accepting and drains HTTP requests until ctx ends; opaque
+// relays are closed then.
+func (ps *portServer) shutdown(ctx context.Context) error {
+	ps.ln.Close()
+	var err error
+	if ps.srv != nil {
+		err = ps.srv.Shutdown(ctx)
+	}
+	if ps.inner != nil {
+		ps.inner.Close()
+	}
+	ps.closeConns()
+	done := make(chan struct{})
+	go func() { ps.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return err
+}
+
+func (ps *portServer) closeConns() {
+	ps.conns.Range(func(k, _ any) bool {
+		k.(net.Conn).Close()
+		return true
+	})
+}
+
+// chanListener hands connections accepted (and TLS-terminated) elsewhere to
+// an http.Server.
+type chanListener struct {
+	addr net.Addr
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *chanListener) push(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
