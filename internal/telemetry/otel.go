@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -33,6 +34,13 @@ func newTracer(opts Options) (*tracer, error) {
 		if exp, err = newExporter(opts.OTLPEndpoint); err != nil {
 			return nil, err
 		}
+	}
+	if log := opts.Logger; log != nil {
+		// Export failures (a collector down) are the SDK's to retry; say
+		// so at warn level instead of on the SDK's own stderr logger.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			log.Warn("telemetry: span export", "err", err)
+		}))
 	}
 	name := opts.ServiceName
 	if name == "" {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 )
@@ -200,5 +201,23 @@ spec:
 	traceID, parent, _ := traceparentParts(t, lastHeaders(t, web)["Traceparent"])
 	if traceID != inTrace || parent != hexID(ss.GetSpanId()) {
 		t.Errorf("app got trace %s parent %s; want %s parent %x (the server span)", traceID, parent, inTrace, ss.GetSpanId())
+	}
+}
+
+// TestTelemetryExporterDown: a collector that is not there costs spans,
+// never requests; a malformed endpoint is refused at start.
+func TestTelemetryExporterDown(t *testing.T) {
+	t.Parallel()
+	dead := freeAddr(t)
+	p, _ := telemetryMesh(t, "--otlp-endpoint", "http://"+dead)
+	c := proxyClient(t, p)
+	for i := 0; i < 5; i++ {
+		mustOK(t, c, "http://web/nobody-collects")
+	}
+	p.WaitOutput(15*time.Second, "span export")
+
+	out, err := runWeft(t, "proxy", "--config", "/dev/null", "--otlp-endpoint", "ftp://collector:4317")
+	if err == nil || !strings.Contains(out, "OTLP endpoint") {
+		t.Errorf("ftp endpoint: err %v, output %q", err, out)
 	}
 }
