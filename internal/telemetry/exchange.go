@@ -148,10 +148,20 @@ func (x *Exchange) beginTrace(h http.Header) bool {
 	return true
 }
 
-// ExchangeOf returns the Exchange w is, or nil.
+// ExchangeOf returns the Exchange w is, or wraps (through Unwrap, as
+// http.ResponseController looks), or nil.
 func ExchangeOf(w http.ResponseWriter) *Exchange {
-	x, _ := w.(*Exchange)
-	return x
+	for range 8 {
+		switch v := w.(type) {
+		case *Exchange:
+			return v
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return nil
+		}
+	}
+	return nil
 }
 
 // Service records the service the request was addressed to.

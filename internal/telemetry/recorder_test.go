@@ -367,3 +367,19 @@ func TestMetricsHitAllocatesNothing(t *testing.T) {
 func contextWithCancel(r *http.Request) (ctx context.Context, cancel func()) {
 	return context.WithCancel(r.Context())
 }
+
+type wrapper struct{ http.ResponseWriter }
+
+func (w wrapper) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func TestExchangeOfUnwraps(t *testing.T) {
+	rg := newRig(t)
+	x := rg.tel.For(Peer{}, nil).Begin(httptest.NewRecorder(), httptest.NewRequest("GET", "http://a/", nil), Client)
+	if got := ExchangeOf(wrapper{wrapper{x}}); got != x {
+		t.Errorf("ExchangeOf through two wrappers: %p; want %p", got, x)
+	}
+	if got := ExchangeOf(httptest.NewRecorder()); got != nil {
+		t.Errorf("ExchangeOf(recorder) = %p", got)
+	}
+	x.End()
+}
