@@ -76,6 +76,10 @@ func (r *Recorder) Begin(w http.ResponseWriter, req *http.Request, rep Reporter)
 	}
 	x := &Exchange{rw: w, req: req, rec: r, reporter: rep, start: time.Now(), grpcStatus: -1}
 	h := req.Header
+	if h == nil {
+		h = http.Header{}
+		req.Header = h
+	}
 	if ct := h["Content-Type"]; len(ct) > 0 && strings.HasPrefix(ct[0], "application/grpc") {
 		x.grpc = true
 	}
