@@ -115,28 +115,34 @@ func (g *Gateway) Apply(gw *compile.Gateway) error {
 	if g.closed {
 		return errors.New("gateway: closed")
 	}
-	if err := g.p.Apply(&compile.Config{Version: gw.Version, Services: []*compile.Service{}, Clusters: gw.Clusters}); err != nil {
-		return err
-	}
 	snap, err := g.build(gw)
 	if err != nil {
 		return err
 	}
-	// Open new ports before swapping, so a port that cannot be opened
-	// refuses the config rather than half-applying it.
+	// Open new ports before anything changes, so a port that cannot be
+	// opened refuses the config rather than half-applying it.
 	var opened []*portServer
+	closeOpened := func() {
+		for _, o := range opened {
+			o.close()
+		}
+	}
 	for port, pc := range snap.ports {
 		if ps := g.ports[port]; ps != nil && ps.family == pc.family {
 			continue
 		}
 		ps, err := g.listen(port, pc.family)
 		if err != nil {
-			for _, o := range opened {
-				o.close()
-			}
+			closeOpened()
 			return fmt.Errorf("listener port %d: %w", port, err)
 		}
 		opened = append(opened, ps)
+	}
+	// Clusters before routes, so that no route points at a cluster the
+	// engine does not have yet.
+	if err := g.p.Apply(&compile.Config{Version: gw.Version, Services: []*compile.Service{}, Clusters: gw.Clusters}); err != nil {
+		closeOpened()
+		return err
 	}
 	g.snap.Store(snap)
 	for _, ps := range opened {

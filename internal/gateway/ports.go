@@ -116,6 +116,16 @@ func (ps *portServer) serveTLS(c net.Conn) {
 		return
 	}
 	l := pc.listenerFor(sni)
+	if l == nil && sni == "" {
+		// A client without SNI (an address in the URL) still gets a
+		// certificate: the port's first terminating listener's.
+		for _, cand := range pc.listeners {
+			if len(cand.certs) > 0 {
+				l = cand
+				break
+			}
+		}
+	}
 	if l == nil {
 		ps.g.log.Debug("no listener for SNI", "port", ps.port, "sni", sni)
 		c.Close()
