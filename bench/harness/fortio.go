@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -98,8 +99,20 @@ func pctList() string {
 }
 
 // RunFortio runs one load and parses its JSON result. fortio runs with
-// GOMAXPROCS=1 like every Go process of the benchmark.
+// GOMAXPROCS=1 like every Go process of the benchmark. A fortio killed by
+// a signal that the harness did not send (another program on a shared
+// machine) is run again, once.
 func RunFortio(ctx context.Context, fortio, dir, name string, l Load) (*LoadResult, error) {
+	r, err := runFortio(ctx, fortio, dir, name, l)
+	var ee *exec.ExitError
+	if err != nil && ctx.Err() == nil && errors.As(err, &ee) && ee.ProcessState != nil && !ee.ProcessState.Exited() {
+		fmt.Fprintf(os.Stderr, "fortio %s: %v; running it again\n", name, err)
+		return runFortio(ctx, fortio, dir, name, l)
+	}
+	return r, err
+}
+
+func runFortio(ctx context.Context, fortio, dir, name string, l Load) (*LoadResult, error) {
 	jsonOut := filepath.Join(dir, name+".json")
 	logOut := filepath.Join(dir, name+".log")
 	lf, err := os.Create(logOut)
@@ -110,6 +123,7 @@ func RunFortio(ctx context.Context, fortio, dir, name string, l Load) (*LoadResu
 	cmd := exec.CommandContext(ctx, fortio, l.Args(jsonOut)...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	os.Remove(jsonOut)
 	runErr := cmd.Run()
 	b, err := os.ReadFile(jsonOut)
 	if err != nil {
@@ -117,7 +131,10 @@ func RunFortio(ctx context.Context, fortio, dir, name string, l Load) (*LoadResu
 		if len(tail) > 1500 {
 			tail = tail[len(tail)-1500:]
 		}
-		return nil, fmt.Errorf("fortio %s: %v, no result (%v):\n%s", name, runErr, err, tail)
+		if runErr == nil {
+			runErr = errors.New("exited 0")
+		}
+		return nil, fmt.Errorf("fortio %s: %w, no result (%v):\n%s", name, runErr, err, tail)
 	}
 	r, err := ParseFortio(b, l.Proto)
 	if err != nil {

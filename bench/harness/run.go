@@ -27,15 +27,19 @@ type Config struct {
 	// rest of the machine to use less than QuietBelow cores.
 	QuietWait  time.Duration
 	QuietBelow float64
-	Services   int      // idle-RSS check: services in the config
-	Systems    []string // only these (empty: all)
-	Out        string   // where results.md, latency.svg, results.json go
-	WorkDir    string   // scratch; removed unless Keep
-	Keep       bool
-	Bins       Bins
-	Command    string // the exact command, for the report
-	Repo       string // the weft tree the binary was built from
-	Log        io.Writer
+	// QuietBudget caps the waiting over the whole run, so that a machine
+	// that never goes quiet costs minutes, not hours.
+	QuietBudget time.Duration
+	quietSpent  time.Duration
+	Services    int      // idle-RSS check: services in the config
+	Systems     []string // only these (empty: all)
+	Out         string   // where results.md, latency.svg, results.json go
+	WorkDir     string   // scratch; removed unless Keep
+	Keep        bool
+	Bins        Bins
+	Command     string // the exact command, for the report
+	Repo        string // the weft tree the binary was built from
+	Log         io.Writer
 }
 
 // SystemResult is everything measured for one system.
@@ -187,7 +191,7 @@ func Run(ctx context.Context, cfg *Config) (*Results, error) {
 			"fixed":   fmt.Sprintf("%d req/s, %d connections, %s, %d B payload", cfg.Rate, cfg.Conns, cfg.Duration, cfg.Payload),
 			"max":     fmt.Sprintf("closed loop (-qps 0), %d connections, %s", cfg.MaxConns, cfg.MaxDuration),
 			"warmup":  cfg.Warmup.String(),
-			"quiet":   fmt.Sprintf("before each run, wait up to %s for the rest of the machine to use under %.2f cores", cfg.QuietWait, cfg.QuietBelow),
+			"quiet":   fmt.Sprintf("before each run, wait up to %s (%s in all) for the rest of the machine to use under %.2f cores", cfg.QuietWait, cfg.QuietBudget, cfg.QuietBelow),
 			"maxconn": strconv.Itoa(e.MaxConn),
 		},
 	}
@@ -337,17 +341,19 @@ func runSystem(ctx context.Context, cfg *Config, e *Env, server *Proc, sys Syste
 }
 
 // waitQuiet waits, up to cfg.QuietWait, until the machine has been nearly
-// idle for half a second: the benchmark's own processes are idle between runs,
+// idle for a quarter of a second: the benchmark's own processes are idle between runs,
 // so what is busy is someone else. It returns how long it waited and the
-// cores busy in the last half second.
+// cores busy in the last quarter second.
 func waitQuiet(ctx context.Context, cfg *Config) (time.Duration, float64) {
 	if cfg.QuietWait <= 0 {
 		return 0, 0
 	}
 	start := time.Now()
+	defer func() { cfg.quietSpent += time.Since(start) }()
+	limit := min(cfg.QuietWait, cfg.QuietBudget-cfg.quietSpent)
 	logged := false
 	for {
-		const window = 500 * time.Millisecond
+		const window = 250 * time.Millisecond
 		b0 := machineBusy()
 		select {
 		case <-ctx.Done():
@@ -355,14 +361,14 @@ func waitQuiet(ctx context.Context, cfg *Config) (time.Duration, float64) {
 		case <-time.After(window):
 		}
 		busy := (machineBusy() - b0) / window.Seconds()
-		if busy < cfg.QuietBelow || time.Since(start) >= cfg.QuietWait {
+		if busy < cfg.QuietBelow || time.Since(start) >= limit {
 			if logged {
 				cfg.logf("%-15s waited %s for a quiet machine (now %.2f cores busy)", "", time.Since(start).Round(time.Second), busy)
 			}
 			return time.Since(start), busy
 		}
 		if !logged {
-			cfg.logf("%-15s machine busy (%.2f cores used by others): waiting up to %s", "", busy, cfg.QuietWait)
+			cfg.logf("%-15s machine busy (%.2f cores used by others): waiting up to %s", "", busy, limit.Round(time.Second))
 			logged = true
 		}
 	}
@@ -432,7 +438,7 @@ func idleRSS(cfg *Config, e *Env) *IdleRSS {
 		if err != nil {
 			return nil, err
 		}
-		p, err := StartProc(dir, "weft-idle", []string{e.Bins.Weft, "proxy", "--config", file, "--outbound", a[0], "--admin", a[1]}, []string{"GOMAXPROCS=1"})
+		p, err := StartProc(dir, "weft-idle", []string{e.Bins.Weft, "proxy", "--config", file, "--outbound", a[0], "--admin", a[1], "--log-level", "warn"}, []string{"GOMAXPROCS=1"})
 		if err != nil {
 			return nil, err
 		}

@@ -15,6 +15,9 @@ import (
 type WeftCaps struct {
 	Inbound  bool // --inbound/--app: sidecar-to-sidecar delivery
 	TLSFiles bool // --tls-cert/--tls-key/--tls-bundle: mTLS without a control plane
+	// AccessLog: --access-log, which the harness turns off (the peers log
+	// nothing per request either).
+	AccessLog bool
 }
 
 // DetectWeft asks the binary which flags it has.
@@ -25,8 +28,9 @@ func DetectWeft(bin string) (WeftCaps, error) {
 	}
 	s := string(out)
 	return WeftCaps{
-		Inbound:  strings.Contains(s, "--inbound") && strings.Contains(s, "--app"),
-		TLSFiles: strings.Contains(s, "--tls-cert") && strings.Contains(s, "--tls-bundle"),
+		Inbound:   strings.Contains(s, "--inbound") && strings.Contains(s, "--app"),
+		TLSFiles:  strings.Contains(s, "--tls-cert") && strings.Contains(s, "--tls-bundle"),
+		AccessLog: strings.Contains(s, "--access-log "),
 	}, nil
 }
 
@@ -44,6 +48,9 @@ type WeftMode struct {
 	// ControlPlane: the sidecars get config and certificates from
 	// `weft control`, as a user would set them up. Not yet possible.
 	ControlPlane bool
+	// NoAccessLog: run with --access-log off, like the peers, which log
+	// nothing per request in this benchmark.
+	NoAccessLog bool
 }
 
 func (m WeftMode) describe() string {
@@ -58,13 +65,16 @@ func (m WeftMode) describe() string {
 	} else {
 		parts = append(parts, "plaintext between the sidecars")
 	}
+	if m.NoAccessLog {
+		parts = append(parts, "--access-log off")
+	}
 	return strings.Join(parts, "; ")
 }
 
 // WeftSystems lists weft's rows for what the binary can do.
 func WeftSystems(caps WeftCaps) []System {
-	plain := WeftMode{Inbound: caps.Inbound}
-	mtls := WeftMode{Inbound: true, MTLS: true}
+	plain := WeftMode{Inbound: caps.Inbound, NoAccessLog: caps.AccessLog}
+	mtls := WeftMode{Inbound: true, MTLS: true, NoAccessLog: caps.AccessLog}
 	sys := []System{{
 		Name: "weft", Kind: KindWeft, MTLS: true,
 		About:       "weft sidecar → (mTLS) → weft sidecar, set up through the control plane",
@@ -143,6 +153,10 @@ func StartWeftPair(e *Env, name string, mode WeftMode) (*Deployment, error) {
 			"--upstream", fmt.Sprintf("%s:%d=%s", weftService, weftHTTPPort, aHTTP),
 			"--upstream", fmt.Sprintf("%s:%d=%s", weftService, weftGRPCPort, aGRPC)}
 		argsB := []string{"proxy", "--outbound", "", "--admin", bAdmin}
+		if mode.NoAccessLog {
+			argsA = append(argsA, "--access-log", "off")
+			argsB = append(argsB, "--access-log", "off")
+		}
 		var bListen []string
 		middle := map[string]Middle{}
 		if mode.Inbound {
