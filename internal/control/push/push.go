@@ -71,6 +71,15 @@ type Options struct {
 	// 7s: longer than the proxies' reconnect backoff cap (5s), so every
 	// proxy has tried again by then; negative disables.
 	Settle time.Duration
+	// MaxConcurrentBig bounds how many large updates (snapshots of big
+	// scopes) are being sent at once, which bounds the memory their
+	// encoding takes. Default 8.
+	MaxConcurrentBig int
+	// Authorize, when set, admits a proxy once its Hello arrived; its error
+	// (a gRPC status) ends the stream. The control plane checks there that
+	// the proxy's client certificate names the identity its Hello
+	// registers.
+	Authorize func(ctx context.Context, hello *meshv1.Hello) error
 	// ServerOptions are added to the gRPC server's, e.g. grpc.Creds for
 	// TLS. Without credentials the server speaks plain TCP.
 	ServerOptions []grpc.ServerOption
@@ -99,6 +108,7 @@ type Server struct {
 	replica string
 
 	statusDirty chan struct{} // 1-slot: this replica's status changed
+	bigSends    chan struct{} // slots for large updates
 	metrics     Metrics
 }
 
@@ -130,6 +140,9 @@ func New(st store.Store, opts Options) *Server {
 	if opts.Settle == 0 {
 		opts.Settle = DefaultSettle
 	}
+	if opts.MaxConcurrentBig <= 0 {
+		opts.MaxConcurrentBig = 8
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -141,6 +154,7 @@ func New(st store.Store, opts Options) *Server {
 		viewReady:   make(chan struct{}),
 		streams:     map[*proxyStream]struct{}{},
 		statusDirty: make(chan struct{}, 1),
+		bigSends:    make(chan struct{}, opts.MaxConcurrentBig),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	sopts := append([]grpc.ServerOption{
@@ -156,6 +170,13 @@ func New(st store.Store, opts Options) *Server {
 
 // Metrics returns the server's counters.
 func (s *Server) Metrics() *Metrics { return &s.metrics }
+
+// RegisterService adds another service to the proxies' gRPC port (the
+// CA's Identity service); call it before Serve. It makes the Server a
+// grpc.ServiceRegistrar.
+func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	s.grpc.RegisterService(desc, impl)
+}
 
 // Serve accepts proxies on ln until Stop. It starts the store watch on its
 // first call; several listeners may be served at once.

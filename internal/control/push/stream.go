@@ -28,6 +28,10 @@ type proxyStream struct {
 	name   string
 	self   string // selfKey: which inbound policy applies
 
+	// answered carries the versions the proxy ACKs or NACKs, for a big
+	// update waiting on its answer (see send). Never blocks the reader.
+	answered chan string
+
 	// wakeCh is a one-slot signal: "there may be something new to send".
 	// Signals that arrive while the sender is busy merge into one, so the
 	// sender always computes against the newest view.
@@ -45,6 +49,22 @@ type proxyStream struct {
 	sentUnknown []string // the unknown list the proxy last got
 }
 
+// answer passes an ACKed or NACKed version to a waiting send, replacing
+// one it has not read.
+func (p *proxyStream) answer(v string) {
+	for {
+		select {
+		case p.answered <- v:
+			return
+		default:
+		}
+		select {
+		case <-p.answered:
+		default:
+		}
+	}
+}
+
 func (p *proxyStream) wake() {
 	select {
 	case p.wakeCh <- struct{}{}:
@@ -60,6 +80,11 @@ func (s *Server) serveStream(stream meshv1.Mesh_StreamServer) error {
 	hello := first.GetHello()
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "the first message must be a Hello")
+	}
+	if s.opts.Authorize != nil {
+		if err := s.opts.Authorize(stream.Context(), hello); err != nil {
+			return err
+		}
 	}
 	p, err := s.newProxyStream(stream, hello)
 	if err != nil {
@@ -131,6 +156,7 @@ func (s *Server) newProxyStream(stream meshv1.Mesh_StreamServer, h *meshv1.Hello
 		name:     h.Name,
 		self:     selfKey(ns, h.Labels),
 		wakeCh:   make(chan struct{}, 1),
+		answered: make(chan string, 1),
 		all:      len(h.Dependencies) == 0,
 		services: map[string]bool{},
 		learned:  map[string]bool{},
@@ -210,6 +236,7 @@ func (p *proxyStream) recvLoop(log interface {
 			p.st.AckedAt = time.Now().UTC()
 			p.mu.Unlock()
 			p.s.statusChanged()
+			p.answer(k.Ack.Version)
 		case *meshv1.ProxyMessage_Nack:
 			p.s.metrics.Nacks.Add(1)
 			// The proxy keeps its last good config; the operator sees why in
@@ -221,6 +248,7 @@ func (p *proxyStream) recvLoop(log interface {
 			p.st.NackedAt = time.Now().UTC()
 			p.mu.Unlock()
 			p.s.statusChanged()
+			p.answer(k.Nack.Version)
 		case *meshv1.ProxyMessage_Want:
 			ns, name, ok := meshv1.ParseServiceRef(k.Want.Service, p.ns)
 			if !ok {
@@ -315,7 +343,7 @@ func (p *proxyStream) push(first bool) error {
 	if unchanged && !newUnknown {
 		return nil // the change was outside this proxy's scope
 	}
-	if err := p.stream.Send(u); err != nil {
+	if err := p.send(u); err != nil {
 		return err
 	}
 	p.s.metrics.Pushes.Add(1)
@@ -327,6 +355,52 @@ func (p *proxyStream) push(first bool) error {
 	p.mu.Unlock()
 	p.s.statusChanged()
 	return nil
+}
+
+// bigUpdate is the size from which an update waits for a slot among
+// Options.MaxConcurrentBig, and holds it until the proxy answers: a
+// thousand proxies connecting at once must not each have a multi-megabyte
+// snapshot queued in the transport at the same time. gRPC's Send returns
+// once a message is queued, not sent, so only the answer says the buffer
+// is gone. (Istio throttles pushes the same way.)
+const bigUpdate = 256 << 10
+
+// bigAnswerWait bounds how long a big update holds its slot waiting for
+// the proxy's answer.
+const bigAnswerWait = 10 * time.Second
+
+func (p *proxyStream) send(u *meshv1.ConfigUpdate) error {
+	size := 0
+	for _, r := range u.Resources {
+		size += len(r.Body) + len(r.Name)
+	}
+	if size < bigUpdate {
+		return p.stream.Send(u)
+	}
+	ctx := p.stream.Context()
+	select {
+	case p.s.bigSends <- struct{}{}:
+		defer func() { <-p.s.bigSends }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := p.stream.Send(u); err != nil {
+		return err
+	}
+	t := time.NewTimer(bigAnswerWait)
+	defer t.Stop()
+	for {
+		select {
+		case v := <-p.answered:
+			if v == u.Version {
+				return nil
+			}
+		case <-t.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
 }
 
 func countServices(sc *scoped) int {

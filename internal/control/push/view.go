@@ -1,12 +1,8 @@
 package push
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
-	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -15,8 +11,6 @@ import (
 
 	meshv1 "weft.dev/weft/api/mesh/v1"
 	"weft.dev/weft/internal/compile"
-	"weft.dev/weft/internal/control/store"
-	"weft.dev/weft/internal/resource"
 )
 
 // The mesh view: the whole mesh compiled once per store revision, cut into
@@ -39,10 +33,12 @@ func newBlob(name string, body []byte) *blob {
 	return &blob{name: name, body: body, sum: sha256.Sum256(body), pb: &meshv1.Resource{Name: name, Body: body}}
 }
 
-// svcEntry is a service's resource and the clusters its config reaches.
+// svcEntry is a service's resource and the names of the clusters its
+// config reaches (resolved through view.res, so that an endpoint change
+// replaces a cluster without touching the services that reach it).
 type svcEntry struct {
 	res      *blob
-	clusters []*blob
+	clusters []string
 }
 
 // view is the mesh at one store revision.
@@ -137,8 +133,10 @@ func (v *view) scoped(sc scope) *scoped {
 			continue
 		}
 		add(e.res)
-		for _, c := range e.clusters {
-			add(c)
+		for _, name := range e.clusters {
+			if c := v.res[name]; c != nil {
+				add(c)
+			}
 		}
 	}
 	s = newScoped(v.rev, items, unknown)
@@ -197,242 +195,6 @@ func delta(from, to *scoped) *meshv1.ConfigUpdate {
 	}
 	to.deltas[fromID] = u
 	return u
-}
-
-// builder turns store contents into views. It keeps decoded objects
-// between revisions, so a revision decodes only what changed. Not safe for
-// concurrent use: the server's watch loop owns it.
-type builder struct {
-	log     *slog.Logger
-	decoded map[string]*decoded // store key -> decoded object
-	prev    *view
-}
-
-type decoded struct {
-	data []byte
-	obj  *resource.Object // nil when the object does not decode
-}
-
-func newBuilder(log *slog.Logger) *builder {
-	return &builder{log: log, decoded: map[string]*decoded{}}
-}
-
-// internalKind reports kinds the control plane keeps for itself (proxy
-// status), which are not mesh resources.
-func internalKind(kind string) bool { return strings.HasPrefix(kind, "_") }
-
-// build makes the view of objs (a List at revision rev). It returns the
-// previous view unchanged when no mesh resource changed (only internal
-// objects, such as proxy status), so nothing is recompiled or pushed.
-func (b *builder) build(objs []*store.Object, rev int64) (*view, error) {
-	changed := b.prev == nil
-	// Inbound policy depends on everything but Workloads: endpoint churn
-	// must not recompute it.
-	policyChanged := changed
-	seen := 0
-	for _, o := range objs {
-		if internalKind(o.Kind) {
-			continue
-		}
-		seen++
-		key := o.Key()
-		if d := b.decoded[key]; d != nil && bytes.Equal(d.data, o.Data) {
-			continue
-		}
-		changed = true
-		policyChanged = policyChanged || o.Kind != resource.KindWorkload
-		b.decoded[key] = b.decode(o)
-		b.log.Debug("resource changed", "key", key, "resourceVersion", o.ResourceVersion)
-	}
-	if seen != len(b.decoded) {
-		changed = true
-		live := make(map[string]bool, seen)
-		for _, o := range objs {
-			live[o.Key()] = true
-		}
-		for k := range b.decoded {
-			if !live[k] {
-				delete(b.decoded, k)
-				b.log.Debug("resource gone", "key", k)
-				policyChanged = policyChanged || !strings.HasPrefix(k, resource.KindWorkload+"/")
-			}
-		}
-	}
-	if !changed {
-		return b.prev, nil
-	}
-
-	keys := make([]string, 0, len(b.decoded))
-	for k, d := range b.decoded {
-		if d.obj != nil {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	list := make([]*resource.Object, len(keys))
-	for i, k := range keys {
-		list[i] = b.decoded[k].obj
-	}
-	set := resource.NewSet(list)
-	cfg, err := compile.Compile(set, compile.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("compile at revision %d: %w", rev, err)
-	}
-	v, err := b.cut(cfg, rev)
-	if err != nil {
-		return nil, err
-	}
-	if policyChanged || b.prev == nil {
-		v.inbounds = newInboundCache(set)
-	} else {
-		v.inbounds = b.prev.inbounds
-	}
-	b.prev = v
-	return v, nil
-}
-
-func (b *builder) decode(o *store.Object) *decoded {
-	d := &decoded{data: o.Data}
-	objs, err := resource.Decode(o.Key(), o.Data)
-	if err == nil && len(objs) != 1 {
-		err = fmt.Errorf("holds %d resources, want 1", len(objs))
-	}
-	if err != nil {
-		// One bad object must not stop the mesh: leave it out, say why.
-		b.log.Warn("stored resource left out of the mesh: it does not decode", "key", o.Key(), "error", err)
-		return d
-	}
-	d.obj = objs[0]
-	return d
-}
-
-// cut splits a whole-mesh config into resources, reusing the previous
-// view's blobs for resources whose JSON did not change.
-func (b *builder) cut(cfg *compile.Config, rev int64) (*view, error) {
-	v := &view{
-		rev:      rev,
-		res:      make(map[string]*blob, len(cfg.Services)+len(cfg.Clusters)),
-		services: make(map[string]*svcEntry, len(cfg.Services)),
-		scopes:   map[string]*scoped{},
-	}
-	mk := func(name string, x any) (*blob, error) {
-		body, err := json.Marshal(x)
-		if err != nil {
-			return nil, fmt.Errorf("marshal %s: %w", name, err)
-		}
-		if b.prev != nil {
-			if old := b.prev.res[name]; old != nil && bytes.Equal(old.body, body) {
-				v.res[name] = old
-				return old, nil
-			}
-		}
-		nb := newBlob(name, body)
-		v.res[name] = nb
-		return nb, nil
-	}
-	clusters := make(map[string]*blob, len(cfg.Clusters))
-	for name, c := range cfg.Clusters {
-		cb, err := mk(meshv1.ClusterResource(name), c)
-		if err != nil {
-			return nil, err
-		}
-		clusters[name] = cb
-	}
-	all := make([]*blob, 0, len(v.res)+len(cfg.Services))
-	for _, cb := range clusters {
-		all = append(all, cb)
-	}
-	for _, s := range cfg.Services {
-		sb, err := mk(meshv1.ServiceResource(s.Namespace, s.Name), s)
-		if err != nil {
-			return nil, err
-		}
-		e := &svcEntry{res: sb}
-		for _, name := range ClusterRefs(s) {
-			if cb := clusters[name]; cb != nil {
-				e.clusters = append(e.clusters, cb)
-			}
-		}
-		v.services[s.Namespace+"/"+s.Name] = e
-		all = append(all, sb)
-	}
-	v.all = newScoped(rev, all, nil)
-	return v, nil
-}
-
-// inboundCache holds the inbound policy of each distinct workload (its
-// namespace and labels), computed on first use.
-type inboundCache struct {
-	set *resource.Set // only what inbound policy depends on
-
-	mu sync.Mutex
-	m  map[string]*blob // selfKey -> blob
-}
-
-func newInboundCache(full *resource.Set) *inboundCache {
-	return &inboundCache{
-		set: &resource.Set{
-			Services:              full.Services,
-			AuthorizationPolicies: full.AuthorizationPolicies,
-			PeerAuthentications:   full.PeerAuthentications,
-		},
-		m: map[string]*blob{},
-	}
-}
-
-// selfKey identifies a workload for inbound policy: namespace and labels.
-func selfKey(ns string, labels map[string]string) string {
-	keys := make([]string, 0, len(labels))
-	for k := range labels {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	b.WriteString(ns)
-	for _, k := range keys {
-		b.WriteString("\x00")
-		b.WriteString(k)
-		b.WriteString("=")
-		b.WriteString(labels[k])
-	}
-	return b.String()
-}
-
-// inbound returns the inbound policy of the workload ns/labels.
-func (v *view) inbound(key, ns string, labels map[string]string) (*blob, error) {
-	c := v.inbounds
-	c.mu.Lock()
-	b := c.m[key]
-	c.mu.Unlock()
-	if b != nil {
-		return b, nil
-	}
-	cfg, err := compile.Compile(c.set, compile.Options{Namespace: ns, Services: []string{}, Self: &compile.Self{Namespace: ns, Labels: labels}})
-	if err != nil {
-		return nil, fmt.Errorf("inbound policy: %w", err)
-	}
-	body, err := json.Marshal(cfg.Inbound)
-	if err != nil {
-		return nil, fmt.Errorf("inbound policy: %w", err)
-	}
-	b = newBlob(meshv1.InboundResource, body)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if prev := c.m[key]; prev != nil {
-		return prev, nil
-	}
-	c.m[key] = b
-	return b, nil
-}
-
-// proxyVersion is the version of a proxy's whole config: its scoped view
-// and its inbound policy. Equal content gives equal versions on every
-// replica.
-func proxyVersion(sc *scoped, in *blob) string {
-	h := sha256.New()
-	h.Write([]byte(sc.version))
-	h.Write(in.sum[:])
-	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
 // ClusterRefs lists the clusters a compiled service reaches: each port's own
