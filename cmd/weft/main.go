@@ -21,6 +21,8 @@ func main() {
 	}
 	root.AddCommand(newProxyCmd(), newGatewayCmd(), newValidateCmd())
 	root.AddCommand(newControlCmd(), newApplyCmd(), newGetCmd(), newDeleteCmd(), newStatusCmd())
+	root.AddCommand(newTokenCmd(), newCACmd())
+	root.AddCommand(newDemoCmd(), newDemoAppCmd())
 	if err := root.Execute(); err != nil {
 		var exit exitError
 		if errors.As(err, &exit) {
