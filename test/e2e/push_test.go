@@ -320,3 +320,66 @@ func portOf(addr string) string {
 	_, p, _ := net.SplitHostPort(addr)
 	return p
 }
+
+// Three control plane replicas on one etcd: proxies spread over them; the
+// replica the client proxy is connected to is killed under traffic; the
+// proxies it served move to the others with zero failed requests, and an
+// apply through a surviving replica reaches every proxy.
+func TestPushHA(t *testing.T) {
+	t.Parallel()
+	cps := StartEtcdControls(t, 3)
+	m := startPushMesh(t, cps, 50, 50)
+
+	// Which replica serves the client?
+	var victim *ControlPlane
+	eventually(t, 5*time.Second, func() string {
+		for _, p := range cps[1].proxyStatus() {
+			if p.Name != "productpage" {
+				continue
+			}
+			for _, c := range cps {
+				if strings.HasSuffix(p.Replica, "@"+c.GRPC) {
+					victim = c
+					return ""
+				}
+			}
+			return "productpage's replica " + p.Replica + " is none of ours"
+		}
+		return "productpage not in status"
+	})
+	var alive []*ControlPlane
+	for _, c := range cps {
+		if c != victim {
+			alive = append(alive, c)
+		}
+	}
+
+	tr := startTraffic(t, m.clientHTTP, "http://reviews:9080/", 4)
+	time.Sleep(300 * time.Millisecond)
+	victim.Kill()
+	// Every proxy is connected to a surviving replica, in sync.
+	eventually(t, 15*time.Second, func() string {
+		ps := alive[0].proxyStatus()
+		if len(ps) != 3 {
+			return fmt.Sprintf("%d proxies in status", len(ps))
+		}
+		for _, p := range ps {
+			if strings.HasSuffix(p.Replica, "@"+victim.GRPC) || !(p.VersionSent != "" && p.VersionAcked == p.VersionSent) {
+				return fmt.Sprintf("%s: replica %s, sent %s, acked %s", p.Name, p.Replica, p.VersionSent, p.VersionAcked)
+			}
+		}
+		return ""
+	})
+	alive[1].MustCLI("apply", "-f", writeControlFile(t, "route.yaml", pushRoute(100, 0)))
+	if d := waitAll(t, 5*time.Second, "weights 100/0", m.proxies, weightsAre(100, 0)); d > time.Second {
+		t.Errorf("the apply through a surviving replica reached the last proxy after %v", d)
+	}
+	// The moved proxies' workloads stayed registered throughout.
+	for _, p := range m.proxies {
+		cfg := p.RunningConfig()
+		if len(endpointAddrs(cfg, "reviews-v1.default:9080")) != 1 || len(endpointAddrs(cfg, "reviews-v2.default:9080")) != 1 {
+			t.Errorf("endpoints after the failover: v1 %v v2 %v", endpointAddrs(cfg, "reviews-v1.default:9080"), endpointAddrs(cfg, "reviews-v2.default:9080"))
+		}
+	}
+	tr.finish(t, "traffic while a control plane replica died")
+}
