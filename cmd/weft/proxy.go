@@ -19,7 +19,6 @@ import (
 	"weft.dev/weft/internal/proxy"
 	"weft.dev/weft/internal/proxy/admin"
 	"weft.dev/weft/internal/proxy/configfile"
-	"weft.dev/weft/internal/proxy/controlclient"
 	"weft.dev/weft/internal/proxy/listener"
 	"weft.dev/weft/internal/supervise"
 )
@@ -153,9 +152,9 @@ func runProxy(f proxyFlags, appArgv []string) error {
 		},
 		OnError: func(error) { metrics.ConfigErrors.Inc() },
 	}
-	var cc *controlclient.Client
+	var cc *controlSession
 	if f.ctl.addrs != "" {
-		if cc, err = newControlClient(f, labels, apps, w.Apply, log); err != nil {
+		if cc, err = newControlClient(f, p, labels, apps, w.Apply, log); err != nil {
 			return err
 		}
 		p.SetLearner(cc.WaitFor)
@@ -201,11 +200,15 @@ func runProxy(f proxyFlags, appArgv []string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	if cc != nil {
-		go runControlClient(ctx, cc, log)
+		go cc.run(ctx, stop, log)
 	} else {
 		go w.Run(ctx, hup)
 	}
-	return serve(ctx, serveOptions{log: log, ls: ls, ready: p.Ready, drain: f.drain, outbound: outbound, appArgv: appArgv})
+	err = serve(ctx, serveOptions{log: log, ls: ls, ready: p.Ready, drain: f.drain, outbound: outbound, appArgv: appArgv})
+	if cc != nil && cc.refused() != nil {
+		return cc.refused()
+	}
+	return err
 }
 
 type serveOptions struct {

@@ -7,11 +7,14 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/spf13/pflag"
 
 	"weft.dev/weft/internal/compile"
+	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/proxy"
+	"weft.dev/weft/internal/proxy/bootstrap"
 	"weft.dev/weft/internal/proxy/controlclient"
 )
 
@@ -27,7 +30,7 @@ type controlFlags struct {
 
 func addControlFlags(fl *pflag.FlagSet, f *controlFlags) {
 	fl.StringVar(&f.addrs, "control", "", "ADDR[,ADDR...]: control plane replicas to get config from, instead of --config (any one will do)")
-	fl.StringVar(&f.token, "token", "", "join token for --control (weft control writes it to <data-dir>/join.token)")
+	fl.StringVar(&f.token, "token", "", "join token for --control (weft control writes one to <data-dir>/join.token; weft token create makes more); prefer --token-file, which other users cannot see")
 	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the join token")
 	fl.StringVar(&f.address, "address", "", "workload address other proxies reach, registered with --control (default: the host of --inbound)")
 	fl.StringVar(&f.dependsOn, "depends-on", "", "svc[.ns],...: the services the app calls; only those are pushed (default: every service; others are learned on first use)")
@@ -49,8 +52,11 @@ func configSourceError(f proxyFlags) error {
 // proxy's workload (--name, --namespace, --labels, --service-account,
 // --zone, the --app ports, reached through --inbound at --address) and
 // hands every config version to apply.
-func newControlClient(f proxyFlags, labels map[string]string, apps []*proxy.App, apply func(*compile.Config) error, log *slog.Logger) (*controlclient.Client, error) {
+func newControlClient(f proxyFlags, p *proxy.Proxy, labels map[string]string, apps []*proxy.App, apply func(*compile.Config) error, log *slog.Logger) (*controlSession, error) {
 	c := f.ctl
+	if f.tlsCert != "" || f.tlsKey != "" || f.tlsBundle != "" {
+		return nil, fmt.Errorf("--tls-cert/--tls-key/--tls-bundle are for proxies run from a file: with --control, the control plane issues this proxy's identity")
+	}
 	token := c.token
 	if c.tokenFile != "" {
 		if token != "" {
@@ -106,9 +112,18 @@ func newControlClient(f proxyFlags, labels map[string]string, apps []*proxy.App,
 	if sa == "" {
 		sa = "default"
 	}
+	// The identity comes first: the join token gets this proxy its SVID,
+	// and everything after (the config stream, renewals, the mesh) is
+	// mutual TLS with it. Until it arrives the proxy holds an empty one,
+	// so its inbound refuses connections rather than take plaintext.
+	boot, err := bootstrap.New(bootstrap.Options{Addrs: addrs, Token: token, Namespace: f.namespace, ServiceAccount: sa, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("--token: %w", err)
+	}
+	p.SetIdentity(identity.NewMeshTLS(boot.Source()))
 	opts := controlclient.Options{
 		Addrs:          addrs,
-		Token:          token,
+		Creds:          boot.Creds(),
 		Name:           f.name,
 		Namespace:      f.namespace,
 		Labels:         labels,
@@ -125,14 +140,45 @@ func newControlClient(f proxyFlags, labels map[string]string, apps []*proxy.App,
 	for _, a := range apps {
 		opts.Ports = append(opts.Ports, controlclient.Port{Name: a.Name, Port: a.Port})
 	}
-	return controlclient.New(opts)
+	cc, err := controlclient.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &controlSession{Client: cc, boot: boot}, nil
 }
 
-// runControlClient keeps the session with the control plane until ctx
-// ends. If the control plane refuses this proxy (wrong token, invalid
-// workload) it says so and the proxy keeps serving what it has.
-func runControlClient(ctx context.Context, c *controlclient.Client, log *slog.Logger) {
-	if err := c.Run(ctx); err != nil {
+// controlSession is a proxy's life with the control plane: its identity
+// (bootstrap, then renewals) and its config stream.
+type controlSession struct {
+	*controlclient.Client
+	boot    *bootstrap.Client
+	refusal atomic.Pointer[error]
+}
+
+// run bootstraps the identity, then keeps it current and holds the config
+// stream until ctx ends; the first config therefore never arrives before
+// the certificate, and the proxy is not ready without both. A join token
+// the control plane refuses ends the proxy (stop): retrying cannot help,
+// and the error says why (expired, revoked, out of scope).
+func (s *controlSession) run(ctx context.Context, stop func(), log *slog.Logger) {
+	if err := s.boot.Bootstrap(ctx); err != nil {
+		if ctx.Err() == nil {
+			s.refusal.Store(&err)
+			log.Error("no identity: this proxy cannot join the mesh", "error", err)
+			stop()
+		}
+		return
+	}
+	go s.boot.Run(ctx)
+	if err := s.Client.Run(ctx); err != nil {
 		log.Error("control plane refused this proxy; it gets no config", "error", err)
 	}
+}
+
+// refused is why the control plane refused the join token, or nil.
+func (s *controlSession) refused() error {
+	if e := s.refusal.Load(); e != nil {
+		return *e
+	}
+	return nil
 }

@@ -19,9 +19,15 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	identityv1 "weft.dev/weft/api/identity/v1"
 	"weft.dev/weft/internal/control/api"
+	"weft.dev/weft/internal/control/ca"
 	"weft.dev/weft/internal/control/push"
 	"weft.dev/weft/internal/control/store"
+	"weft.dev/weft/internal/control/token"
 )
 
 // Defaults for Options.
@@ -51,8 +57,16 @@ type Options struct {
 	Store         string
 	EtcdEndpoints []string
 	EtcdPrefix    string
-	// Push tunes the push server; JoinToken and Logger are filled in.
+	// Push tunes the push server; Authorize, its TLS credentials and
+	// Logger are filled in.
 	Push push.Options
+	// The CA, made on the first start and kept in the store: TrustDomain
+	// (default weft.local), CACertPEM/CAKeyPEM to sign under the
+	// organisation's root, SVIDTTL the lifetime of proxies' certificates
+	// (default 24h).
+	TrustDomain         string
+	CACertPEM, CAKeyPEM []byte
+	SVIDTTL             time.Duration
 	// OnStart, when set, runs once the store, API and push server exist
 	// and before they serve: the seam for parts that mount on the control
 	// plane (the dashboard: p.API.Handle(...), reading p.Store and
@@ -65,6 +79,7 @@ type Options struct {
 type Plane struct {
 	Store     store.Store
 	API       *api.Server
+	CA        *ca.Authority
 	Push      *push.Server // nil with NoPush
 	HTTPAddr  string       // where the API listens (resolved port)
 	GRPCAddr  string       // where proxies connect ("" with NoPush)
@@ -73,10 +88,11 @@ type Plane struct {
 	ConfigPath    string
 	JoinTokenPath string
 
-	log   *slog.Logger
-	http  *http.Server
-	errc  chan error
-	close sync.Once
+	log    *slog.Logger
+	http   *http.Server
+	errc   chan error
+	close  sync.Once
+	cancel context.CancelFunc // background work (the CA's)
 }
 
 func (o *Options) defaults() error {
@@ -153,6 +169,23 @@ func Start(ctx context.Context, opts Options) (_ *Plane, err error) {
 	if err != nil {
 		return nil, err
 	}
+	bg, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	cleanup = append(cleanup, cancel)
+	p.JoinTokenPath = filepath.Join(opts.DataDir, JoinTokenFile)
+	p.CA, err = ca.Open(ctx, st, ca.Options{
+		TrustDomain: opts.TrustDomain, RootCertPEM: opts.CACertPEM, RootKeyPEM: opts.CAKeyPEM, SVIDTTL: opts.SVIDTTL,
+		Logger: log,
+		// A rotation changes the CA hash the join token pins.
+		OnChange: func() {
+			if err := p.writeJoinToken(bg, join); err != nil {
+				log.Error("rewriting the join token after a CA change", "error", err)
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
 	if created {
 		log.Info("first start: made the admin and join tokens", "store", where)
 	} else {
@@ -180,23 +213,28 @@ func Start(ctx context.Context, opts Options) (_ *Plane, err error) {
 	if err := api.WriteClientConfig(p.ConfigPath, api.ClientConfig{Server: p.ServerURL, Token: admin}); err != nil {
 		return nil, fmt.Errorf("writing the CLI context: %w", err)
 	}
-	p.JoinTokenPath = filepath.Join(opts.DataDir, JoinTokenFile)
-	if err := api.WritePrivateFile(p.JoinTokenPath, []byte(join+"\n")); err != nil {
-		return nil, fmt.Errorf("writing the join token: %w", err)
+	if err := p.writeJoinToken(ctx, join); err != nil {
+		return nil, err
 	}
 
 	var status api.StatusSource
 	if !opts.NoPush {
 		po := opts.Push
-		po.JoinToken = join
+		// Proxies prove themselves with their SVIDs (mutual TLS); the join
+		// token is only for getting the first one, from the CA.
+		po.Authorize = p.CA.AuthorizeStream
+		po.ServerOptions = append(po.ServerOptions, grpc.Creds(credentials.NewTLS(p.CA.ServerTLS())))
 		po.Logger = log
 		p.Push = push.New(st, po)
+		identityv1.RegisterIdentityServer(p.Push, ca.NewService(p.CA, st, log))
 		status = pushStatus{p.Push}
 	}
 	p.API, err = api.New(api.Options{Store: st, StoreName: opts.Store, AdminToken: admin, Status: status, Logger: log})
 	if err != nil {
 		return nil, err
 	}
+	p.CA.Mount(p.API)
+	token.Mount(p.API, st, p.CA.RootHash, log)
 	if opts.OnStart != nil {
 		if err := opts.OnStart(p); err != nil {
 			return nil, err
@@ -208,6 +246,7 @@ func Start(ctx context.Context, opts Options) (_ *Plane, err error) {
 			p.errc <- fmt.Errorf("http: %w", err)
 		}
 	}()
+	go p.CA.Run(bg)
 	if p.Push != nil {
 		go func() {
 			if err := p.Push.Serve(gln); err != nil {
@@ -221,6 +260,22 @@ func Start(ctx context.Context, opts Options) (_ *Plane, err error) {
 	log.Info("CLI context (server and admin token) written", "path", p.ConfigPath)
 	log.Info("join token for proxies written", "path", p.JoinTokenPath)
 	return p, nil
+}
+
+// writeJoinToken writes the default join token, with the CA hash it pins,
+// for proxies on this machine; a revoked one is removed instead.
+func (p *Plane) writeJoinToken(ctx context.Context, secret string) error {
+	if rec, err := token.Get(ctx, p.Store, JoinTokenName); err == nil && rec.Revoked != nil {
+		p.log.Warn("the default join token was revoked: not writing it; make one with `weft token create`", "path", p.JoinTokenPath)
+		if err := os.Remove(p.JoinTokenPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	if err := api.WritePrivateFile(p.JoinTokenPath, []byte(token.Format(p.CA.RootHash(), secret)+"\n")); err != nil {
+		return fmt.Errorf("writing the join token: %w", err)
+	}
+	return nil
 }
 
 // dialable turns a listen address into one a client can dial: an
@@ -257,6 +312,7 @@ func (p *Plane) Close() error {
 		if p.Push != nil {
 			p.Push.Stop()
 		}
+		p.cancel()
 		err = errors.Join(err, p.Store.Close())
 	})
 	return err

@@ -3,6 +3,7 @@ package control
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"weft.dev/weft/internal/control/api"
 	"weft.dev/weft/internal/control/store"
+	"weft.dev/weft/internal/control/token"
 )
 
 func start(t *testing.T, home string, logs *bytes.Buffer) *Plane {
@@ -52,7 +54,9 @@ func TestStartWritesContextAndTokens(t *testing.T) {
 		t.Fatal(err)
 	}
 	joinTok := strings.TrimSpace(string(join))
-	if len(joinTok) != 43 || joinTok == cfg.Token {
+	// weft1.<sha256 of the root CA certificate>.<secret>
+	pin, joinSecret, perr := token.Parse(joinTok)
+	if perr != nil || len(joinSecret) != 43 || joinSecret == cfg.Token || fmt.Sprintf("%x", pin) != p.CA.RootHash() {
 		t.Errorf("join token %q (admin %q)", joinTok, cfg.Token)
 	}
 	for _, f := range []string{filepath.Join(home, "config"), filepath.Join(home, "data", JoinTokenFile), filepath.Join(home, "data", store.BoltFile)} {
@@ -71,7 +75,7 @@ func TestStartWritesContextAndTokens(t *testing.T) {
 			t.Errorf("logs do not mention %s:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, cfg.Token) || strings.Contains(out, joinTok) {
+	if strings.Contains(out, cfg.Token) || strings.Contains(out, joinSecret) {
 		t.Errorf("logs contain a token:\n%s", out)
 	}
 
