@@ -21,7 +21,6 @@ func main() {
 	}
 	root.AddCommand(newProxyCmd(), newGatewayCmd(), newValidateCmd())
 	root.AddCommand(newControlCmd(), newApplyCmd(), newGetCmd(), newDeleteCmd(), newStatusCmd())
-	root.AddCommand(newTokenCmd(), newCACmd())
 	root.AddCommand(newDemoCmd(), newDemoAppCmd())
 	if err := root.Execute(); err != nil {
 		var exit exitError
