@@ -329,6 +329,9 @@ func (x *Exchange) End() {
 	if t.log != nil && t.log.sampled(x.sc.traceID) {
 		t.log.write(x)
 	}
+	if ts := t.taps.set.Load(); ts != nil {
+		ts.offer(&t.taps, x)
+	}
 	if x.span != nil {
 		t.tracer.end(x, end)
 	}

@@ -111,6 +111,8 @@ type Telemetry struct {
 	// newTraceSampled decides new traces when no SDK does (propagation
 	// only): a trace id at or below it is sampled.
 	sampleBelow uint64
+	// taps are the open live taps (tap.go).
+	taps taps
 }
 
 // New builds the sinks opts asks for.
@@ -122,6 +124,7 @@ func New(opts Options) (*Telemetry, error) {
 		return nil, fmt.Errorf("trace sampling %v: want 0 to 1", opts.TraceSampling)
 	}
 	t := &Telemetry{sampleBelow: ratioBound(opts.TraceSampling)}
+	t.taps.events = make(chan *TapEvent, TapQueue)
 	if opts.Registerer != nil {
 		m, err := newMetrics(opts.Registerer)
 		if err != nil {
