@@ -12,7 +12,9 @@
 // (internal/compile): "service/<namespace>/<name>" is a compile.Service,
 // "cluster/<cluster name>" a compile.Cluster, "inbound" the proxy's own
 // compile.Inbound (mTLS mode and authorization of its workload, from its
-// namespace and labels). JSON keeps one definition of
+// namespace and labels), and "gateway/<namespace>/<name>" a compile.Gateway
+// (sent only to the `weft gateway` bound to it: it holds TLS keys; its
+// clusters travel as "cluster/..." resources). JSON keeps one definition of
 // the config (the compiler's) instead of a second one in protobuf that would
 // have to be kept in step; the protobuf envelope carries the versioning.
 //
@@ -182,7 +184,15 @@ type Hello struct {
 	Version string `protobuf:"bytes,10,opt,name=version,proto3" json:"version,omitempty"`
 	// learned are services the proxy asked for with Want on an earlier
 	// stream, so that a reconnect keeps them in scope.
-	Learned       []string `protobuf:"bytes,11,rep,name=learned,proto3" json:"learned,omitempty"`
+	Learned []string `protobuf:"bytes,11,rep,name=learned,proto3" json:"learned,omitempty"`
+	// gateway, when set, says this is a `weft gateway` bound to the Gateway
+	// resource of that name in the Hello's namespace. It gets that
+	// Gateway's compiled config ("gateway/<namespace>/<name>") and the
+	// clusters its routes reach, instead of services. Its service account
+	// must be the Gateway's name (or the Gateway's
+	// "weft.dev/service-account" annotation): the config holds the
+	// listeners' TLS keys. It registers no Workload.
+	Gateway       string `protobuf:"bytes,12,opt,name=gateway,proto3" json:"gateway,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -292,6 +302,13 @@ func (x *Hello) GetLearned() []string {
 		return x.Learned
 	}
 	return nil
+}
+
+func (x *Hello) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
 }
 
 type Port struct {
@@ -589,9 +606,11 @@ func (x *ConfigUpdate) GetUnknown() []string {
 
 type Resource struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "service/<namespace>/<name>", "cluster/<cluster name>" or "inbound".
+	// "service/<namespace>/<name>", "cluster/<cluster name>", "inbound" or
+	// "gateway/<namespace>/<name>".
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// JSON of compile.Service, compile.Cluster or compile.Inbound.
+	// JSON of compile.Service, compile.Cluster, compile.Inbound or
+	// compile.Gateway (without its clusters).
 	Body          []byte `protobuf:"bytes,2,opt,name=body,proto3" json:"body,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -651,7 +670,7 @@ const file_mesh_v1_mesh_proto_rawDesc = "" +
 	"\x03ack\x18\x02 \x01(\v2\x11.weft.mesh.v1.AckH\x00R\x03ack\x12(\n" +
 	"\x04nack\x18\x03 \x01(\v2\x12.weft.mesh.v1.NackH\x00R\x04nack\x12(\n" +
 	"\x04want\x18\x04 \x01(\v2\x12.weft.mesh.v1.WantH\x00R\x04wantB\x06\n" +
-	"\x04kind\"\xa0\x03\n" +
+	"\x04kind\"\xba\x03\n" +
 	"\x05Hello\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tnamespace\x18\x02 \x01(\tR\tnamespace\x127\n" +
@@ -664,7 +683,8 @@ const file_mesh_v1_mesh_proto_rawDesc = "" +
 	"\fdependencies\x18\t \x03(\tR\fdependencies\x12\x18\n" +
 	"\aversion\x18\n" +
 	" \x01(\tR\aversion\x12\x18\n" +
-	"\alearned\x18\v \x03(\tR\alearned\x1a9\n" +
+	"\alearned\x18\v \x03(\tR\alearned\x12\x18\n" +
+	"\agateway\x18\f \x01(\tR\agateway\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\".\n" +

@@ -12,7 +12,9 @@
 // (internal/compile): "service/<namespace>/<name>" is a compile.Service,
 // "cluster/<cluster name>" a compile.Cluster, "inbound" the proxy's own
 // compile.Inbound (mTLS mode and authorization of its workload, from its
-// namespace and labels). JSON keeps one definition of
+// namespace and labels), and "gateway/<namespace>/<name>" a compile.Gateway
+// (sent only to the `weft gateway` bound to it: it holds TLS keys; its
+// clusters travel as "cluster/..." resources). JSON keeps one definition of
 // the config (the compiler's) instead of a second one in protobuf that would
 // have to be kept in step; the protobuf envelope carries the versioning.
 //

@@ -6,13 +6,21 @@ import (
 )
 
 // Names of ConfigUpdate resources: "service/<namespace>/<name>" holds a
-// compile.Service, "cluster/<cluster name>" a compile.Cluster, and
-// "inbound" the proxy's own compile.Inbound (mTLS mode, authorization).
+// compile.Service, "cluster/<cluster name>" a compile.Cluster, "inbound"
+// the proxy's own compile.Inbound (mTLS mode, authorization), and
+// "gateway/<namespace>/<name>" a gateway's compile.Gateway without its
+// clusters (those travel as cluster resources).
 const (
 	ServicePrefix   = "service/"
 	ClusterPrefix   = "cluster/"
 	InboundResource = "inbound"
+	GatewayPrefix   = "gateway/"
 )
+
+// GatewayResource names the resource holding Gateway namespace/name.
+func GatewayResource(namespace, name string) string {
+	return GatewayPrefix + namespace + "/" + name
+}
 
 // ServiceResource names the resource holding service namespace/name.
 func ServiceResource(namespace, name string) string {
