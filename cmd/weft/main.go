@@ -21,6 +21,7 @@ func main() {
 	}
 	root.AddCommand(newProxyCmd(), newGatewayCmd(), newValidateCmd())
 	root.AddCommand(newControlCmd(), newApplyCmd(), newGetCmd(), newDeleteCmd(), newStatusCmd())
+	root.AddCommand(newTokenCmd(), newCACmd())
 	root.AddCommand(newDemoCmd(), newDemoAppCmd())
 	if err := root.Execute(); err != nil {
 		var exit exitError

@@ -58,6 +58,9 @@ type Authority struct {
 
 	cur    atomic.Pointer[state]
 	server atomic.Pointer[tls.Certificate]
+	// serverRenew is half the serving certificate's life from its issue
+	// (NotBefore is backdated for clock skew).
+	serverRenew atomic.Int64
 
 	mu   sync.Mutex
 	subs map[chan struct{}]struct{}
@@ -164,6 +167,7 @@ func (a *Authority) issueServer() error {
 		return err
 	}
 	a.server.Store(&tls.Certificate{Certificate: chain, PrivateKey: key, Leaf: leaf})
+	a.serverRenew.Store(time.Now().Add(time.Until(leaf.NotAfter) / 2).UnixNano())
 	return nil
 }
 
@@ -212,8 +216,7 @@ func (a *Authority) Run(ctx context.Context) {
 }
 
 func (a *Authority) renewIn() time.Duration {
-	c := a.server.Load().Leaf
-	return max(time.Until(c.NotBefore.Add(c.NotAfter.Sub(c.NotBefore)/2)), 100*time.Millisecond)
+	return max(time.Until(time.Unix(0, a.serverRenew.Load())), 100*time.Millisecond)
 }
 
 func (a *Authority) resetDrop(t *time.Timer) {

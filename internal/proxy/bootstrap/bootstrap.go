@@ -70,6 +70,10 @@ type Client struct {
 	src    *identity.Source
 	key    crypto.Signer
 	chain  [][]byte
+	// renewAt is half of the SVID's life as this proxy counts it, from
+	// when it arrived: certificates are backdated for clock skew, so
+	// NotBefore would put half life too early.
+	renewAt time.Time
 }
 
 // New checks the options; nothing is sent until Bootstrap.
@@ -213,6 +217,7 @@ func (c *Client) install(chain [][]byte, key crypto.Signer, b *identityv1.Bundle
 		err = fmt.Errorf("the control plane issued %s, not %s", c.src.ID(), want)
 	}
 	c.key, c.chain = key, chain
+	c.renewAt = time.Now().Add(time.Until(c.src.Expiry()) / 2)
 	return err
 }
 

@@ -35,7 +35,7 @@ func (c *Client) Run(ctx context.Context) {
 	}()
 	defer wg.Wait()
 
-	at := c.src.RenewAt()
+	at := c.renewAt
 	attempt := 0
 	next := rand.IntN(len(c.opts.Addrs))
 	t := time.NewTimer(time.Until(at))
@@ -67,7 +67,7 @@ func (c *Client) Run(ctx context.Context) {
 				at = time.Now().Add(d)
 			} else {
 				attempt = 0
-				at = c.src.RenewAt()
+				at = c.renewAt
 				c.log.Debug("identity renewed", "id", c.src.ID().String(), "expires", c.src.Expiry().Format(time.RFC3339Nano))
 			}
 		}
@@ -120,7 +120,7 @@ func (c *Client) takeBundle(b *identityv1.Bundle) (early time.Time, ok bool) {
 		return time.Time{}, false
 	}
 	if chainsToNewest(svid, roots) {
-		return c.src.RenewAt(), true
+		return c.renewAt, true
 	}
 	d := rand.N(min(rotationSpread, max(time.Until(c.src.Expiry())/4, time.Millisecond)))
 	c.log.Info("root rotation: new signing root in the trust bundle; renewing onto it", "in", d.Round(time.Millisecond), "roots", len(roots))
