@@ -171,6 +171,13 @@ func New(st store.Store, opts Options) *Server {
 // Metrics returns the server's counters.
 func (s *Server) Metrics() *Metrics { return &s.metrics }
 
+// Connected is how many proxies hold a stream to this replica.
+func (s *Server) Connected() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.streams)
+}
+
 // RegisterService adds another service to the proxies' gRPC port (the
 // CA's Identity service); call it before Serve. It makes the Server a
 // grpc.ServiceRegistrar.

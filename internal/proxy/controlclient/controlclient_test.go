@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 
 	meshv1 "weft.dev/weft/api/mesh/v1"
 	"weft.dev/weft/internal/compile"
+	"weft.dev/weft/internal/proxy"
 )
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -411,4 +413,36 @@ func freeAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// With the real data plane: a version whose route table cannot be built
+// is NACKed with the proxy's reason, and the proxy keeps its last good
+// config.
+func TestRealProxyRefusal(t *testing.T) {
+	f := startFake(t, "")
+	p := proxy.New(proxy.Options{Logger: quietLog})
+	defer p.Close()
+	c, err := New(Options{Addrs: []string{f.addr}, Name: "pp", Apply: p.Apply, Logger: quietLog, BackoffBase: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	s := f.session(t)
+	s.send(t, &meshv1.ConfigUpdate{Version: "good", Snapshot: true, Resources: []*meshv1.Resource{svcRes(t, "default", "a", 80)}})
+	if got := ackOf(s.reply(t)); got != "good" {
+		t.Fatalf("ack %q", got)
+	}
+	bad := &compile.Service{Name: "a", Namespace: "default", Hosts: []string{"a"}, Ports: []*compile.ServicePort{{Name: "http", Port: 80, Protocol: "http",
+		HTTP: &compile.HTTPRouting{Rules: []*compile.HTTPRule{{Route: "default/a/0", Matches: []*compile.HTTPMatch{{PathType: compile.PathRegex, Path: "(unclosed"}}}}}}}}
+	body, _ := json.Marshal(bad)
+	s.send(t, &meshv1.ConfigUpdate{Version: "bad", Resources: []*meshv1.Resource{{Name: "service/default/a", Body: body}}})
+	m := s.reply(t)
+	if m.GetNack().GetVersion() != "bad" || !strings.Contains(m.GetNack().GetError(), "regex") {
+		t.Fatalf("want a NACK of bad naming the regex, got %v", m)
+	}
+	if v := p.Config().Version; v != "good" {
+		t.Errorf("proxy runs %q, want its last good config", v)
+	}
 }
