@@ -446,3 +446,21 @@ func TestRealProxyRefusal(t *testing.T) {
 		t.Errorf("proxy runs %q, want its last good config", v)
 	}
 }
+
+// A proxy that gets every service does not wait for hosts it lacks.
+func TestWaitForWithoutDependencies(t *testing.T) {
+	f := startFake(t, "")
+	c, _, _ := startClient(t, Options{Addrs: []string{f.addr}})
+	s := f.session(t)
+	s.send(t, &meshv1.ConfigUpdate{Version: "v1", Snapshot: true, Resources: []*meshv1.Resource{svcRes(t, "default", "a", 80)}})
+	s.reply(t)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if !c.WaitFor(ctx, "a") || c.WaitFor(ctx, "b") {
+		t.Error("WaitFor: want a known, b not")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("WaitFor took %v", d)
+	}
+}

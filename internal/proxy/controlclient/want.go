@@ -69,6 +69,9 @@ func (c *Client) WaitFor(ctx context.Context, host string) bool {
 	}
 	key := ns + "/" + name
 	res := meshv1.ServiceResource(ns, name)
+	// A proxy that declared no dependencies already gets every service:
+	// there is nothing to ask for.
+	everything := len(c.opts.Dependencies) == 0
 	for asked := false; ; asked = true {
 		c.mu.Lock()
 		_, has := c.decoded[res]
@@ -78,6 +81,8 @@ func (c *Client) WaitFor(ctx context.Context, host string) bool {
 		switch {
 		case has:
 			return true
+		case everything:
+			return false
 		case !asked:
 			c.Want(host)
 			continue
