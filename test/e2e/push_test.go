@@ -383,3 +383,41 @@ func TestPushHA(t *testing.T) {
 	}
 	tr.finish(t, "traffic while a control plane replica died")
 }
+
+// A proxy that declared its dependencies learns a service it did not
+// declare the first time its app calls it; a name that is no service is
+// refused without waiting out the learning timeout.
+func TestPushLearnOnDemand(t *testing.T) {
+	t.Parallel()
+	cp := StartControl(t, ControlOptions{})
+	m := startPushMesh(t, []*ControlPlane{cp}, 100, 0)
+	if cfg := m.client.RunningConfig(); len(cfg.Services) != 1 {
+		t.Fatalf("client starts with %d services, want only reviews", len(cfg.Services))
+	}
+	start := time.Now()
+	r := mustOK(t, m.clientHTTP, "http://reviews-v2:9080/")
+	if r.Backend() != "reviews-v2" {
+		t.Errorf("reviews-v2 answered by %q", r.Backend())
+	}
+	t.Logf("first call of an undeclared service answered after %v", time.Since(start))
+	eventually(t, 5*time.Second, func() string {
+		for _, p := range cp.proxyStatus() {
+			if p.Name == "productpage" {
+				if reflect.DeepEqual(p.Learned, []string{"default/reviews-v2"}) {
+					return ""
+				}
+				return fmt.Sprintf("learned %v", p.Learned)
+			}
+		}
+		return "productpage not in status"
+	})
+
+	start = time.Now()
+	r = get(t, m.clientHTTP, "http://nope.default:80/")
+	if r.Status != http.StatusNotFound || r.WeftError() != "unknown-service" {
+		t.Errorf("unknown service: %s", r)
+	}
+	if d := time.Since(start); d > 500*time.Millisecond {
+		t.Errorf("refusing an unknown service took %v", d)
+	}
+}
