@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"reflect"
@@ -286,6 +287,10 @@ func (s *Server) applyOnce(r *http.Request, preps []*prepared) (resp *ApplyRespo
 			if created == nil {
 				created = now
 			}
+			// Status is the control plane's (route status written back):
+			// apply neither compares nor drops it.
+			status, hasStatus := old["status"]
+			delete(old, "status")
 			expect = cur.ResourceVersion
 			if reflect.DeepEqual(old, doc) {
 				results[i].Action = ActionUnchanged
@@ -294,6 +299,10 @@ func (s *Server) applyOnce(r *http.Request, preps []*prepared) (resp *ApplyRespo
 				continue
 			}
 			action = ActionConfigured
+			if hasStatus {
+				doc = maps.Clone(doc)
+				doc["status"] = status
+			}
 		}
 		if registered {
 			expect = ""

@@ -22,6 +22,8 @@ var kinds = []struct {
 	{resource.KindTrafficPolicy, nil},
 	{resource.KindFaultInjection, nil},
 	{"Gateway", []string{"gw"}},
+	{resource.KindTLSRoute, nil},
+	{resource.KindReferenceGrant, nil},
 	{"AuthorizationPolicy", nil},
 	{"PeerAuthentication", nil},
 	{"RateLimitPolicy", nil},

@@ -45,6 +45,9 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		if internalKind(o.Kind) || (ns != "" && o.Namespace != ns) {
 			continue
 		}
+		if kind == "" && o.Kind == resource.KindSecret {
+			continue // TLS keys: never in a listing of everything (weft get all)
+		}
 		resp.Items = append(resp.Items, item(o))
 	}
 	writeJSON(w, http.StatusOK, resp)

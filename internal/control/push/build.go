@@ -77,6 +77,12 @@ func (b *builder) build(objs []*store.Object, rev int64) (*view, error) {
 		if old != nil && bytes.Equal(old.data, o.Data) {
 			continue
 		}
+		if old != nil && old.obj != nil && statusOnly(o.Kind, old.data, o.Data) {
+			// The control plane's own status write-back: nothing to
+			// compile (status_write.go).
+			b.decoded[key] = &decoded{data: o.Data, obj: old.obj}
+			continue
+		}
 		d := b.decode(o)
 		b.decoded[key] = d
 		b.log.Debug("resource changed", "key", key, "resourceVersion", o.ResourceVersion)
@@ -202,6 +208,8 @@ func (b *builder) compileAll(set *resource.Set, idx *workloadIndex, rev int64) (
 	if err != nil {
 		return nil, err
 	}
+	b.compileGateways(set, v)
+	v.statuses = newStatusSet(set, v.gateways)
 	v.all = allScoped(v)
 	return v, nil
 }
@@ -232,6 +240,8 @@ func (b *builder) compileMoved(set *resource.Set, idx *workloadIndex, moved []*r
 		services: prev.services, // services do not depend on workloads
 		scopes:   map[string]*scoped{},
 		inbounds: prev.inbounds, // nor does inbound policy
+		gateways: prev.gateways, // nor do Gateways (their clusters come from res)
+		statuses: prev.statuses,
 	}
 	for k, bl := range prev.res {
 		v.res[k] = bl

@@ -89,6 +89,8 @@ func (v *view) inbound(key, ns string, labels map[string]string) (*blob, error) 
 func proxyVersion(sc *scoped, in *blob) string {
 	h := sha256.New()
 	h.Write([]byte(sc.version))
-	h.Write(in.sum[:])
+	if in != nil { // a gateway has none
+		h.Write(in.sum[:])
+	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }

@@ -108,6 +108,7 @@ type Server struct {
 	replica string
 
 	statusDirty chan struct{} // 1-slot: this replica's status changed
+	statusWake  chan struct{} // 1-slot: a view with new route status (status_write.go)
 	bigSends    chan struct{} // slots for large updates
 	metrics     Metrics
 }
@@ -154,6 +155,7 @@ func New(st store.Store, opts Options) *Server {
 		viewReady:   make(chan struct{}),
 		streams:     map[*proxyStream]struct{}{},
 		statusDirty: make(chan struct{}, 1),
+		statusWake:  make(chan struct{}, 1),
 		bigSends:    make(chan struct{}, opts.MaxConcurrentBig),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -201,9 +203,10 @@ func (s *Server) Serve(ln net.Listener) error {
 			host, _ := os.Hostname()
 			s.replica = strings.ReplaceAll(host+"@"+ln.Addr().String(), "/", "_")
 		}
-		s.wg.Add(2)
+		s.wg.Add(3)
 		go s.watch()
 		go s.writeStatus()
+		go s.writeStatuses()
 	}
 	s.mu.Unlock()
 	err := s.grpc.Serve(ln)
@@ -294,6 +297,9 @@ func (s *Server) rebuild(b *builder) error {
 	s.metrics.LastBuild.Store(int64(time.Since(start)))
 	s.current.Store(v)
 	s.readyOnce.Do(func() { close(s.viewReady) })
+	if prev == nil || v.statuses != prev.statuses {
+		s.wakeStatus()
+	}
 	s.log.Debug("mesh compiled", "revision", rev, "resources", len(v.res), "took", time.Since(start))
 	s.mu.RLock()
 	for ps := range s.streams {

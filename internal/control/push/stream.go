@@ -27,6 +27,9 @@ type proxyStream struct {
 	ns     string
 	name   string
 	self   string // selfKey: which inbound policy applies
+	// gateway is "namespace/name" of the Gateway a `weft gateway` runs
+	// (Hello.gateway); empty for sidecars.
+	gateway string
 
 	// answered carries the versions the proxy ACKs or NACKs, for a big
 	// update waiting on its answer (see send). Never blocks the reader.
@@ -160,6 +163,16 @@ func (s *Server) newProxyStream(stream meshv1.Mesh_StreamServer, h *meshv1.Hello
 		all:      len(h.Dependencies) == 0,
 		services: map[string]bool{},
 		learned:  map[string]bool{},
+	}
+	if h.Gateway != "" {
+		if strings.Contains(h.Gateway, "/") {
+			return nil, fmt.Errorf("hello: gateway %q: want the Gateway's name (its namespace is the Hello's)", h.Gateway)
+		}
+		if h.Address != "" {
+			return nil, fmt.Errorf("hello: a gateway registers no workload (no address)")
+		}
+		p.gateway = ns + "/" + h.Gateway
+		p.all = false
 	}
 	for _, d := range h.Dependencies {
 		dns, dname, ok := meshv1.ParseServiceRef(d, ns)
@@ -316,10 +329,20 @@ func (p *proxyStream) sendLoop(ctx context.Context) error {
 // push sends what the proxy lacks of the newest view, if anything.
 func (p *proxyStream) push(first bool) error {
 	v := p.s.current.Load()
-	sc := v.scoped(p.scope())
-	in, err := v.inbound(p.self, p.ns, p.hello.Labels)
-	if err != nil {
-		return status.Error(codes.Internal, err.Error())
+	var sc *scoped
+	var in *blob // nil for a gateway: it has no inbound
+	if p.gateway != "" {
+		if ok, accounts := v.gatewayAllowed(p.gateway, p.hello.ServiceAccount); !ok {
+			return status.Errorf(codes.PermissionDenied, "Gateway %s may be run by service account %s, not %s (annotation %s)",
+				p.gateway, strings.Join(accounts, ", "), p.hello.ServiceAccount, AnnotationGatewayServiceAccount)
+		}
+		sc = v.gatewayScoped(p.gateway)
+	} else {
+		sc = v.scoped(p.scope())
+		var err error
+		if in, err = v.inbound(p.self, p.ns, p.hello.Labels); err != nil {
+			return status.Error(codes.Internal, err.Error())
+		}
 	}
 	if sc == p.sent && in == p.sentInbound {
 		return nil
@@ -332,7 +355,7 @@ func (p *proxyStream) push(first bool) error {
 		// the same move; the inbound policy is this workload's own.
 		d := delta(p.sent, sc)
 		u.Snapshot, u.Resources, u.Removed = d.Snapshot, d.Resources, d.Removed
-		if d.Snapshot || p.sentInbound == nil || in.sum != p.sentInbound.sum {
+		if in != nil && (d.Snapshot || p.sentInbound == nil || in.sum != p.sentInbound.sum) {
 			u.Resources = append(u.Resources[:len(u.Resources):len(u.Resources)], in.pb)
 		}
 	}

@@ -48,6 +48,8 @@ type view struct {
 	services map[string]*svcEntry // "namespace/name" -> entry
 	all      *scoped              // every resource: proxies that declared no dependencies
 	inbounds *inboundCache        // each workload's inbound policy, shared by views while policies do not change
+	gateways map[string]*gwEntry  // "namespace/name" -> compiled Gateway (gateway.go)
+	statuses *statusSet           // route and Gateway status to write back (status_write.go)
 
 	mu     sync.Mutex
 	scopes map[string]*scoped // scope key -> scoped view, built on first use
