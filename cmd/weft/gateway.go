@@ -30,12 +30,15 @@ type gatewayFlags struct {
 	logLevel  string
 	drain     time.Duration
 	tel       telemetryFlags
+	// The control plane mode (gateway_control.go).
+	ctl            controlFlags
+	serviceAccount string
 }
 
 func newGatewayCmd() *cobra.Command {
 	var f gatewayFlags
 	cmd := &cobra.Command{
-		Use:   "gateway --config FILE [flags]",
+		Use:   "gateway (--config FILE | --control ADDR --token-file F --name NAME) [flags]",
 		Short: "Run the edge gateway for a Gateway resource",
 		Long: `Run the edge gateway: the proxy engine bound to a Gateway API Gateway
 (gateway.networking.k8s.io/v1). It listens on the Gateway's listener ports
@@ -45,16 +48,24 @@ and TCPRoutes attached to it to mesh services, and applies
 RequestAuthentication (JWT), RateLimitPolicy, CORS filters and the
 weft.dev/max-request-body annotation.
 
-The file is re-read on change or SIGHUP. The admin listener serves /ready,
-/config (certificates redacted), /clusters, /status (why each route is or
-is not attached) and /metrics.`,
+With --config it runs alone from a file, re-read on change or SIGHUP. With
+--control it runs the Gateway NAME applied to ` + "`weft control`" + ` (weft apply): it gets
+its identity (spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>)
+with the join token, then the compiled Gateway, its certificates and the
+live endpoints of the services its routes reach over mutual TLS, and
+calls those services through their sidecars with that identity. The
+control plane writes each route's status back, for weft get httproute X -o
+yaml.
+
+The admin listener serves /ready, /config (certificates redacted),
+/clusters, /status (why each route is or is not attached) and /metrics.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runGateway(f) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.config, "config", "", "resource file to run from (YAML, multi-document)")
-	fl.StringVar(&f.name, "name", "", "the Gateway to run (default: the only Gateway in the file)")
-	fl.StringVar(&f.namespace, "namespace", "", "namespace of the Gateway (default: any)")
+	fl.StringVar(&f.name, "name", "", "the Gateway to run (default: the only Gateway in the file; required with --control)")
+	fl.StringVar(&f.namespace, "namespace", "", "namespace of the Gateway (default: any in a file; default with --control)")
 	fl.StringVar(&f.bind, "bind", "", "host the listener ports are opened on (default: all interfaces)")
 	fl.StringVar(&f.admin, "admin", "127.0.0.1:15020", "admin listener (/ready, /config, /clusters, /status, /metrics); empty disables")
 	fl.StringVar(&f.tlsCert, "tls-cert", "", "SVID certificate chain (PEM) for mTLS to sidecars, when not issued by a control plane")
@@ -63,6 +74,7 @@ is not attached) and /metrics.`,
 	fl.StringVar(&f.zone, "zone", "", "the gateway's zone, for zone-aware load balancing")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.DurationVar(&f.drain, "drain-timeout", 10*time.Second, "on SIGTERM, how long requests in flight may take to finish")
+	addGatewayControlFlags(fl, &f)
 	addTelemetryFlags(fl, &f.tel)
 	return cmd
 }
@@ -72,8 +84,13 @@ func runGateway(f gatewayFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.config == "" {
-		return fmt.Errorf("--config is required (the control plane mode comes later)")
+	switch {
+	case f.config == "" && f.ctl.addrs == "":
+		return fmt.Errorf("give --config FILE (run alone) or --control ADDR --name NAME (run the Gateway NAME applied to weft control)")
+	case f.config != "" && f.ctl.addrs != "":
+		return fmt.Errorf("--config and --control are alternatives: give one")
+	case f.ctl.addrs != "":
+		return runGatewayControl(f, log)
 	}
 	metrics := admin.NewMetrics()
 	tel, closeTel, err := newTelemetry(f.tel, metrics.Registry, f.name, log)

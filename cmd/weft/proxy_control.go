@@ -57,29 +57,14 @@ func newControlClient(f proxyFlags, p *proxy.Proxy, labels map[string]string, ap
 	if f.tlsCert != "" || f.tlsKey != "" || f.tlsBundle != "" {
 		return nil, fmt.Errorf("--tls-cert/--tls-key/--tls-bundle are for proxies run from a file: with --control, the control plane issues this proxy's identity")
 	}
-	token := c.token
-	if c.tokenFile != "" {
-		if token != "" {
-			return nil, fmt.Errorf("--token and --token-file are alternatives: give one")
-		}
-		b, err := os.ReadFile(c.tokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("--token-file: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
-	}
-	if token == "" {
-		return nil, fmt.Errorf("--control needs --token or --token-file")
+	token, err := joinToken(c)
+	if err != nil {
+		return nil, err
 	}
 	if f.name == "" {
 		return nil, fmt.Errorf("--control needs --name: the name this proxy's workload registers as")
 	}
-	var addrs []string
-	for _, a := range strings.Split(c.addrs, ",") {
-		if a = strings.TrimSpace(a); a != "" {
-			addrs = append(addrs, a)
-		}
-	}
+	addrs := controlAddrs(c.addrs)
 	address := c.address
 	if address == "" && f.inbound != "" {
 		host, _, err := net.SplitHostPort(f.inbound)
@@ -145,6 +130,36 @@ func newControlClient(f proxyFlags, p *proxy.Proxy, labels map[string]string, ap
 		return nil, err
 	}
 	return &controlSession{Client: cc, boot: boot}, nil
+}
+
+// joinToken reads the join token of --token or --token-file.
+func joinToken(c controlFlags) (string, error) {
+	token := c.token
+	if c.tokenFile != "" {
+		if token != "" {
+			return "", fmt.Errorf("--token and --token-file are alternatives: give one")
+		}
+		b, err := os.ReadFile(c.tokenFile)
+		if err != nil {
+			return "", fmt.Errorf("--token-file: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token == "" {
+		return "", fmt.Errorf("--control needs --token or --token-file")
+	}
+	return token, nil
+}
+
+// controlAddrs splits --control's ADDR,ADDR list.
+func controlAddrs(list string) []string {
+	var addrs []string
+	for _, a := range strings.Split(list, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
 }
 
 // controlSession is a proxy's life with the control plane: its identity

@@ -66,6 +66,14 @@ type Options struct {
 	// does: proxy.Apply refuses a config it cannot build).
 	Apply func(*compile.Config) error
 
+	// Gateway, for a `weft gateway`, names the Gateway resource it runs
+	// (in Namespace). The client then gets that Gateway's compiled config
+	// and the clusters its routes reach, assembled into one
+	// compile.Gateway for ApplyGateway (instead of Apply). ApplyGateway
+	// gets nil while the control plane has no such Gateway.
+	Gateway      string
+	ApplyGateway func(*compile.Gateway) error
+
 	// Creds secure the connection; nil is plain TCP (until mTLS).
 	Creds credentials.TransportCredentials
 	// BackoffBase and BackoffMax shape reconnect delays: full jitter over
@@ -97,6 +105,8 @@ type Client struct {
 	lastErr   string
 	version   string                    // last version received
 	applied   *compile.Config           // last good config
+	appliedGW *compile.Gateway          // last good gateway config (Options.Gateway)
+	gwApplied string                    // the version appliedGW came with (it may be nil)
 	raw       map[string][]byte         // received resources by name
 	decoded   map[string]any            // *compile.Service or *compile.Cluster by name
 	bad       map[string]error          // received resources that do not decode
@@ -115,7 +125,11 @@ func New(opts Options) (*Client, error) {
 	if opts.Name == "" {
 		return nil, errors.New("controlclient: name is required")
 	}
-	if opts.Apply == nil {
+	if opts.Gateway != "" {
+		if opts.ApplyGateway == nil {
+			return nil, errors.New("controlclient: ApplyGateway is required with Gateway")
+		}
+	} else if opts.Apply == nil {
 		return nil, errors.New("controlclient: Apply is required")
 	}
 	if opts.Namespace == "" {
@@ -321,6 +335,7 @@ func (c *Client) helloLocked() *meshv1.Hello {
 		Inbound:        c.opts.Inbound,
 		Dependencies:   c.opts.Dependencies,
 		Version:        c.version,
+		Gateway:        c.opts.Gateway,
 	}
 	for _, p := range c.opts.Ports {
 		h.Ports = append(h.Ports, &meshv1.Port{Name: p.Name, Port: p.Port})
@@ -363,6 +378,9 @@ func (c *Client) handle(u *meshv1.ConfigUpdate) *meshv1.ProxyMessage {
 		c.decoded[r.Name] = v
 	}
 	c.version = u.Version
+	if c.opts.Gateway != "" {
+		return c.handleGatewayLocked(u, changed)
+	}
 	if !changed && c.applied != nil && c.applied.Version == u.Version {
 		return ack(u.Version) // a resync confirmed what we already run
 	}
@@ -393,6 +411,8 @@ func decodeResource(name string, body []byte) (any, error) {
 		v = &compile.Service{}
 	case strings.HasPrefix(name, meshv1.ClusterPrefix):
 		v = &compile.Cluster{}
+	case strings.HasPrefix(name, meshv1.GatewayPrefix):
+		v = &compile.Gateway{}
 	default:
 		return nil, fmt.Errorf("resource %s: unknown kind", name)
 	}
@@ -446,6 +466,9 @@ func (c *Client) Status() Status {
 	st := Status{Connected: c.connected, Addr: c.addr, Version: c.version, LastError: c.lastErr}
 	if c.applied != nil {
 		st.Applied = c.applied.Version
+	}
+	if c.opts.Gateway != "" {
+		st.Applied = c.gwApplied
 	}
 	return st
 }
