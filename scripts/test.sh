@@ -39,6 +39,35 @@ if ! command -v etcd >/dev/null 2>&1; then
 	fi
 fi
 
+# Prometheus (Debian's) scrapes the proxies in the telemetry test; Chromium
+# (Debian's) with playwright-core (npm, pinned by
+# test/e2e/browser/package-lock.json) shows the dashboard in the browser
+# test. Those tests skip, saying why, where these are missing.
+apt_install() {
+	if [ "$(id -u)" -eq 0 ]; then
+		log "installing $*"
+		apt-get update -qq >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+	else
+		echo "missing and this is not root: apt-get install $*; the tests that need it will be skipped" >&2
+	fi
+}
+if ! command -v prometheus >/dev/null 2>&1; then
+	apt_install --no-install-recommends prometheus
+	# The package may start a system Prometheus; the test runs its own.
+	if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
+fi
+if [ ! -x /usr/bin/chromium ]; then
+	apt_install chromium
+fi
+browser_dir=test/e2e/browser
+want_pw="$(sed -n 's/.*"playwright-core": "\(.*\)".*/\1/p' "$browser_dir/package.json")"
+have_pw="$(sed -n 's/^  "version": "\(.*\)".*/\1/p' "$browser_dir/node_modules/playwright-core/package.json" 2>/dev/null || true)"
+if command -v npm >/dev/null 2>&1 && [ "$want_pw" != "$have_pw" ]; then
+	log "installing playwright-core $want_pw (npm ci in $browser_dir)"
+	(cd "$browser_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
 GOBIN_DIR="$(go env GOPATH)/bin"
 export PATH="$GOBIN_DIR:$PATH"
 # h2spec --version says nothing useful (no ldflags), the build info does.

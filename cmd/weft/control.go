@@ -46,6 +46,7 @@ and the CA).`,
 				return err
 			}
 			o.Logger = log
+			o.OnStart = func(p *control.Plane) error { return mountTelemetry(p, log) }
 			o.Push.Grace = grace
 			if (caCert == "") != (caKey == "") {
 				return fmt.Errorf("--ca-cert and --ca-key go together")

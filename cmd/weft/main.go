@@ -22,6 +22,7 @@ func main() {
 	root.AddCommand(newProxyCmd(), newGatewayCmd(), newValidateCmd())
 	root.AddCommand(newControlCmd(), newApplyCmd(), newGetCmd(), newDeleteCmd(), newStatusCmd())
 	root.AddCommand(newTokenCmd(), newCACmd())
+	root.AddCommand(newTopCmd(), newTapCmd(), newDashboardCmd())
 	root.AddCommand(newDemoCmd(), newDemoAppCmd())
 	if err := root.Execute(); err != nil {
 		var exit exitError

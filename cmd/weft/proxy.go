@@ -154,7 +154,7 @@ func runProxy(f proxyFlags, appArgv []string) error {
 	}
 	var cc *controlSession
 	if f.ctl.addrs != "" {
-		if cc, err = newControlClient(f, p, labels, apps, w.Apply, log); err != nil {
+		if cc, err = newControlClient(f, p, tel, labels, apps, w.Apply, log); err != nil {
 			return err
 		}
 		p.SetLearner(cc.WaitFor)

@@ -16,6 +16,7 @@ import (
 	"weft.dev/weft/internal/proxy"
 	"weft.dev/weft/internal/proxy/bootstrap"
 	"weft.dev/weft/internal/proxy/controlclient"
+	"weft.dev/weft/internal/telemetry"
 )
 
 // The control plane mode of `weft proxy`: --control instead of --config.
@@ -52,7 +53,7 @@ func configSourceError(f proxyFlags) error {
 // proxy's workload (--name, --namespace, --labels, --service-account,
 // --zone, the --app ports, reached through --inbound at --address) and
 // hands every config version to apply.
-func newControlClient(f proxyFlags, p *proxy.Proxy, labels map[string]string, apps []*proxy.App, apply func(*compile.Config) error, log *slog.Logger) (*controlSession, error) {
+func newControlClient(f proxyFlags, p *proxy.Proxy, tel *telemetry.Telemetry, labels map[string]string, apps []*proxy.App, apply func(*compile.Config) error, log *slog.Logger) (*controlSession, error) {
 	c := f.ctl
 	if f.tlsCert != "" || f.tlsKey != "" || f.tlsBundle != "" {
 		return nil, fmt.Errorf("--tls-cert/--tls-key/--tls-bundle are for proxies run from a file: with --control, the control plane issues this proxy's identity")
@@ -117,6 +118,7 @@ func newControlClient(f proxyFlags, p *proxy.Proxy, labels map[string]string, ap
 		Address:        address,
 		Dependencies:   deps,
 		Apply:          apply,
+		OnSession:      reportSessions(tel, f, labels, log),
 		Logger:         log,
 	}
 	if address != "" {

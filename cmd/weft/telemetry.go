@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
+	"weft.dev/weft/internal/proxy/reporter"
 	"weft.dev/weft/internal/telemetry"
 )
 
@@ -21,6 +22,7 @@ type telemetryFlags struct {
 	logSampling   float64
 	otlpEndpoint  string
 	traceSampling float64
+	statsInterval time.Duration
 }
 
 func addTelemetryFlags(fl *pflag.FlagSet, f *telemetryFlags) {
@@ -28,6 +30,7 @@ func addTelemetryFlags(fl *pflag.FlagSet, f *telemetryFlags) {
 	fl.Float64Var(&f.logSampling, "access-log-sampling", 1, "share of requests logged, 0 to 1 (chosen by trace id, so all hops agree)")
 	fl.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "export spans over OTLP: grpc://HOST:PORT (grpcs:// for TLS) or http://HOST:PORT[/PATH] (https://); empty propagates trace headers only")
 	fl.Float64Var(&f.traceSampling, "trace-sampling", 1, "share of new traces sampled, 0 to 1; requests that carry a decision keep it")
+	fl.DurationVar(&f.statsInterval, "stats-interval", reporter.DefaultInterval, "with --control: how often the golden numbers are reported to the control plane (weft top, the dashboard)")
 }
 
 // newTelemetry builds the proxy's telemetry, its metrics registered on reg.

@@ -62,9 +62,10 @@ type Options struct {
 	Proxies ProxyLister
 	// Replica names this replica in answers; may be nil.
 	Replica func() string
-	// Authorize admits a Report stream; nil admits all (tests). The
-	// control plane admits what it admits on the Mesh stream.
-	Authorize func(ctx context.Context) error
+	// Authorize admits a Report stream once its Hello arrived; nil admits
+	// all (tests). The control plane admits proxies with an SVID of the
+	// Hello's namespace, as on the Mesh stream.
+	Authorize func(ctx context.Context, h *telemetryv1.Hello) error
 	// Resolution and Window shape the series: 5s slots over 15m by default.
 	Resolution time.Duration
 	Window     time.Duration
@@ -152,11 +153,6 @@ func (p *proxyConn) id() string { return p.hello.Namespace + "/" + p.hello.Name 
 // Report serves one proxy's stream.
 func (s *Stats) Report(stream telemetryv1.Telemetry_ReportServer) error {
 	ctx := stream.Context()
-	if s.opts.Authorize != nil {
-		if err := s.opts.Authorize(ctx); err != nil {
-			return err
-		}
-	}
 	first, err := stream.Recv()
 	if err != nil {
 		return err
@@ -167,6 +163,11 @@ func (s *Stats) Report(stream telemetryv1.Telemetry_ReportServer) error {
 	}
 	if h.Namespace == "" {
 		h.Namespace = "default"
+	}
+	if s.opts.Authorize != nil {
+		if err := s.opts.Authorize(ctx, h); err != nil {
+			return err
+		}
 	}
 	pc := &proxyConn{hello: h, since: s.opts.Now(), bucketsOK: s.agg.setBounds(h.DurationBuckets), cmds: make(chan *telemetryv1.Command, 256)}
 	s.addConn(pc)

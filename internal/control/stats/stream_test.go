@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	telemetryv1 "weft.dev/weft/api/telemetry/v1"
 	"weft.dev/weft/internal/control/api"
 	"weft.dev/weft/internal/proxy/reporter"
 	"weft.dev/weft/internal/telemetry"
@@ -33,7 +34,7 @@ type rig struct {
 	cc  *grpc.ClientConn
 }
 
-func newRig(t *testing.T, authorize func(context.Context) error) *rig {
+func newRig(t *testing.T, authorize func(context.Context, *telemetryv1.Hello) error) *rig {
 	t.Helper()
 	st := newTestStore(t, meshObjects()...)
 	s, err := New(Options{Store: st, Authorize: authorize})
@@ -264,7 +265,7 @@ loop:
 }
 
 func TestReportRefused(t *testing.T) {
-	r := newRig(t, func(context.Context) error { return status.Error(codes.Unauthenticated, "no") })
+	r := newRig(t, func(context.Context, *telemetryv1.Hello) error { return status.Error(codes.Unauthenticated, "no") })
 	rep := reporter.New(reporter.Options{Telemetry: r.tel, Name: "a"})
 	err := rep.Run(context.Background(), r.cc)
 	if status.Code(err) != codes.Unauthenticated {

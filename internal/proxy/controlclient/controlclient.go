@@ -76,6 +76,11 @@ type Options struct {
 
 	// Creds secure the connection; nil is plain TCP (until mTLS).
 	Creds credentials.TransportCredentials
+	// OnSession, when set, runs in a goroutine of its own for each session
+	// once its Hello is sent, with the session's connection; ctx carries
+	// the session's credentials and ends with it. The proxy's telemetry
+	// reporter holds its stream there, to the same replica.
+	OnSession func(ctx context.Context, cc grpc.ClientConnInterface)
 	// BackoffBase and BackoffMax shape reconnect delays: full jitter over
 	// an exponential ceiling. Defaults 100ms and 5s.
 	BackoffBase time.Duration
@@ -275,6 +280,9 @@ func (c *Client) session(ctx context.Context, addr string) (healthy bool, err er
 	}()
 	if err := stream.Send(&meshv1.ProxyMessage{Kind: &meshv1.ProxyMessage_Hello{Hello: hello}}); err != nil {
 		return false, recvErr(stream, err)
+	}
+	if c.opts.OnSession != nil {
+		go c.opts.OnSession(sctx, cc)
 	}
 
 	// One goroutine writes (ACKs, NACKs, Wants), this one reads.
