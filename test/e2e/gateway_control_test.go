@@ -165,6 +165,13 @@ func TestGatewayControlPlane(t *testing.T) {
 		}
 		return ""
 	})
+	// Re-applying a route leaves it unchanged, status included.
+	if out := cp.MustCLI("apply", "-f", writeControlFile(t, "bad.yaml", gatewayRoute("bad-backend", "edge", "", "bad.example.test", "- backendRefs: [{name: nowhere, port: 9080}]"))); !strings.Contains(out, "unchanged") {
+		t.Errorf("re-apply: %s", out)
+	}
+	if y := routeStatusYAML(cp, "bad-backend"); !strings.Contains(y, "reason: BackendNotFound") {
+		t.Errorf("status gone after a re-apply:\n%s", y)
+	}
 	if y := cp.MustCLI("get", "gateway", "edge", "-o", "yaml"); !strings.Contains(y, "attachedRoutes: 2") || !strings.Contains(y, "reason: Programmed") {
 		t.Errorf("gateway status:\n%s", y)
 	}

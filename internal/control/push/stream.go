@@ -94,6 +94,9 @@ func (s *Server) serveStream(stream meshv1.Mesh_StreamServer) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	log := s.log.With("proxy", p.ns+"/"+p.name)
+	if p.gateway != "" {
+		log = log.With("gateway", p.gateway)
+	}
 
 	if hello.Address != "" {
 		obj, err := workloadObject(hello)
