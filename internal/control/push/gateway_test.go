@@ -357,3 +357,30 @@ func (m *memStore) revision() int64 {
 	defer m.mu.Unlock()
 	return m.rev
 }
+
+// On the real store (which fills in resourceVersion on read), the
+// write-back settles too: one write per object, no recompile.
+func TestStatusWriteBackSettlesOnBolt(t *testing.T) {
+	st, err := store.OpenBolt(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	putYAML(t, st, meshYAML+"---"+edgeYAML(t))
+	s, _ := startServer(t, st, Options{})
+	deadline := time.Now().Add(5 * time.Second)
+	for statusOf(t, st, "HTTPRoute", "broken") == nil || statusOf(t, st, "HTTPRoute", "shop") == nil || statusOf(t, st, "Gateway", "edge") == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no status written")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	_, rev0, _ := st.List(context.Background(), "Gateway")
+	builds0 := s.Metrics().Builds.Load()
+	time.Sleep(300 * time.Millisecond)
+	_, rev1, _ := st.List(context.Background(), "Gateway")
+	if rev1 != rev0 || s.Metrics().Builds.Load() != builds0 || builds0 != 1 {
+		t.Fatalf("revision %d -> %d, builds %d -> %d (want 1: status writes recompile nothing)", rev0, rev1, builds0, s.Metrics().Builds.Load())
+	}
+}
