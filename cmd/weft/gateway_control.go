@@ -79,6 +79,7 @@ func runGatewayControl(f gatewayFlags, log *slog.Logger) error {
 		Zone:           f.zone,
 		Gateway:        f.name,
 		ApplyGateway:   apply,
+		OnSession:      reportSessions(tel, f.name, ns, nil, f.tel.statsInterval, log),
 		Logger:         log,
 	})
 	if err != nil {

@@ -118,7 +118,7 @@ func newControlClient(f proxyFlags, p *proxy.Proxy, tel *telemetry.Telemetry, la
 		Address:        address,
 		Dependencies:   deps,
 		Apply:          apply,
-		OnSession:      reportSessions(tel, f, labels, log),
+		OnSession:      reportSessions(tel, f.name, f.namespace, labels, f.tel.statsInterval, log),
 		Logger:         log,
 	}
 	if address != "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"google.golang.org/grpc"
 
@@ -11,13 +12,13 @@ import (
 )
 
 // reportSessions is the control client's OnSession of `weft proxy
-// --control`: for each session with a replica it holds the telemetry
+// --control` and `weft gateway --control`: for each session with a replica it holds the telemetry
 // Report stream on the same connection (stats every --stats-interval, live
 // taps).
-func reportSessions(tel *telemetry.Telemetry, f proxyFlags, labels map[string]string, log *slog.Logger) func(context.Context, grpc.ClientConnInterface) {
+func reportSessions(tel *telemetry.Telemetry, name, namespace string, labels map[string]string, interval time.Duration, log *slog.Logger) func(context.Context, grpc.ClientConnInterface) {
 	rep := reporter.New(reporter.Options{
-		Telemetry: tel, Name: f.name, Namespace: f.namespace, Labels: labels,
-		Interval: f.tel.statsInterval, Logger: log,
+		Telemetry: tel, Name: name, Namespace: namespace, Labels: labels,
+		Interval: interval, Logger: log,
 	})
 	return func(ctx context.Context, cc grpc.ClientConnInterface) {
 		if err := rep.Run(ctx, cc); err != nil {
