@@ -320,6 +320,8 @@ func TestObservability(t *testing.T) {
 			TokenInStorage bool     `json:"tokenInStorage"`
 			RequestsSeen   []string `json:"requests_seen"`
 			ServiceHeading string   `json:"serviceHeading"`
+			Proxies        []string `json:"proxies"`
+			Resources      []string `json:"resources"`
 			Problems       []string `json:"problems"`
 		}
 		if err := json.Unmarshal([]byte(stdout.String()), &found); err != nil {
@@ -334,6 +336,17 @@ func TestObservability(t *testing.T) {
 		}
 		if found.ServiceHeading != "default/backend" {
 			t.Errorf("clicking the backend node shows %q", found.ServiceHeading)
+		}
+		if len(found.Proxies) != 2 || !strings.Contains(strings.Join(found.Proxies, "\n"), "default/frontend-1") {
+			t.Errorf("proxies view rows %q; want both proxies", found.Proxies)
+		}
+		for _, p := range found.Proxies {
+			if !strings.Contains(p, "reports") {
+				t.Errorf("proxies view row %q shows no telemetry", p)
+			}
+		}
+		if !contains(found.Resources, "Service backend") || !contains(found.Resources, "HTTPRoute backend") {
+			t.Errorf("resources view rows %q", found.Resources)
 		}
 		if len(found.Problems) > 0 {
 			t.Errorf("the page reported problems: %q", found.Problems)

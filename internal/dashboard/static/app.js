@@ -214,7 +214,7 @@
     const svg = sv('svg', { width, height, viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': 'service graph' });
     const defs = sv('defs');
     for (const h of ['ok', 'warn', 'bad', 'idle']) {
-      defs.append(sv('marker', { id: 'arrow-' + h, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
+      defs.append(sv('marker', { id: 'arrow-' + h, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 10, markerHeight: 10, markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' },
         sv('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrow-' + h, fill: getComputedStyle(document.documentElement).getPropertyValue('--' + h).trim() })));
     }
     svg.append(defs);
@@ -340,7 +340,7 @@
     if (hi === lo) hi = lo + 1;
     const x = (t) => L + (t1 === t0 ? 0 : (t - t0) / (t1 - t0)) * (W - L - R);
     const y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
-    const svg = sv('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none' });
+    const svg = sv('svg', { viewBox: `0 0 ${W} ${H}` });
     for (let i = 0; i <= 2; i++) {
       const v = lo + (hi - lo) * i / 2;
       svg.append(sv('line', { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: '#e5e8ee' }),
@@ -358,7 +358,12 @@
         d += (pen ? 'L' : 'M') + x(Date.parse(p.t)).toFixed(1) + ',' + y(p.v).toFixed(1) + ' ';
         pen = true;
       }
-      svg.append(sv('path', { d, fill: 'none', stroke: s.color || COLORS[i % COLORS.length], 'stroke-width': 1.8, 'vector-effect': 'non-scaling-stroke' }));
+      const color = s.color || COLORS[i % COLORS.length];
+      svg.append(sv('path', { d, fill: 'none', stroke: color, 'stroke-width': 1.8 }));
+      // Points without a neighbour draw no line: mark every point.
+      for (const p of s.points) {
+        if (p.v != null) svg.append(sv('circle', { cx: x(Date.parse(p.t)).toFixed(1), cy: y(p.v).toFixed(1), r: 1.8, fill: color }));
+      }
     });
     return el('div', { class: 'chart panel' }, el('h3', {}, title), svg,
       series.length > 1 ? el('div', { class: 'legend' }, series.map((s, i) => el('span', {}, el('span', { class: 'dot', style: `background:${s.color || COLORS[i % COLORS.length]}` }), s.name))) : null);

@@ -55,6 +55,14 @@ try {
   await page.click(`g.node[data-node-id="${target}"]`);
   await page.waitForSelector('.chart svg path', { timeout: 10000 });
   found.serviceHeading = await page.textContent('#view h1');
+  await page.screenshot({ path: out.replace(/\.png$/, '-service.png'), fullPage: true });
+  // The proxies, with their config versions, and the applied resources.
+  await page.evaluate(() => { location.hash = '#/proxies'; });
+  await page.waitForSelector('tr[data-proxy]', { timeout: 10000 });
+  found.proxies = await page.$$eval('tr[data-proxy]', (rows) => rows.map((r) => r.innerText.replace(/\s+/g, ' ')));
+  await page.evaluate(() => { location.hash = '#/resources'; });
+  await page.waitForFunction(() => document.querySelector('#view h1')?.textContent === 'Resources' && document.querySelectorAll('#view tbody tr').length > 0, null, { timeout: 10000 });
+  found.resources = await page.$$eval('#view tbody tr', (rows) => rows.map((r) => r.cells[0].innerText + ' ' + r.cells[2].innerText));
   found.problems = problems;
   console.log(JSON.stringify(found));
 } catch (e) {
