@@ -31,23 +31,24 @@ type runKey struct {
 }
 
 type runState struct {
-	reqs   map[routeKey]counts
-	tcps   map[routeKey]counts
-	seen   time.Time
-	labels map[string]string // the proxy's workload labels
+	reqs map[routeKey]counts
+	tcps map[routeKey]counts
+	seen time.Time
 }
 
 type aggregator struct {
 	series *series
 	now    func() time.Time
+	// caller names the graph node of a reporting proxy.
+	caller func(namespace, name string, labels map[string]string) string
 
 	mu     sync.Mutex
 	runs   map[runKey]*runState
 	bounds []float64 // latency bucket bounds, from the first Hello
 }
 
-func newAggregator(s *series, now func() time.Time) *aggregator {
-	return &aggregator{series: s, now: now, runs: map[runKey]*runState{}}
+func newAggregator(s *series, now func() time.Time, caller func(namespace, name string, labels map[string]string) string) *aggregator {
+	return &aggregator{series: s, now: now, caller: caller, runs: map[runKey]*runState{}}
 }
 
 // setBounds records the proxies' latency buckets and reports whether h's
@@ -85,7 +86,7 @@ func (a *aggregator) report(h *telemetryv1.Hello, bucketsOK bool, st *telemetryv
 		// last report.
 		fresh = true
 	}
-	run.seen, run.labels = now, h.Labels
+	run.seen = now
 	type delta struct {
 		k routeKey
 		c counts
@@ -125,26 +126,13 @@ func (a *aggregator) report(h *telemetryv1.Hello, bucketsOK bool, st *telemetryv
 		}
 	}
 	a.mu.Unlock()
+	if len(deltas) == 0 {
+		return
+	}
+	src := a.caller(h.Namespace, h.Name, h.Labels)
 	for _, d := range deltas {
-		a.series.add(now, edgeKey{srcNamespace: h.Namespace, srcName: h.Name, service: d.k.service, route: d.k.route}, &d.c)
+		a.series.add(now, edgeKey{src: src, service: d.k.service, route: d.k.route}, &d.c)
 	}
-}
-
-// labels returns the workload labels of every proxy that reported within
-// runExpiry, by "namespace/name": the graph maps callers to services with
-// them, also after a caller went away.
-func (a *aggregator) labels() map[string]map[string]string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	out := map[string]map[string]string{}
-	seen := map[string]time.Time{}
-	for k, r := range a.runs {
-		id := k.namespace + "/" + k.name
-		if t, ok := seen[id]; !ok || r.seen.After(t) {
-			out[id], seen[id] = r.labels, r.seen
-		}
-	}
-	return out
 }
 
 // diff is cur - prev; when any counter went down the proxy's counters

@@ -44,13 +44,23 @@ func nodeOfService(svc string) (id, ns, name string) {
 	return ns + "/" + name, ns, name
 }
 
-// callerNode maps a reporting proxy to its node: the service that selects
-// it, else the workload itself.
-func callerNode(mm *meshModel, labels map[string]map[string]string, ns, name string) (id, kind, nodeNS, nodeName string) {
-	if svc, ok := mm.serviceOf(ns, labels[ns+"/"+name]); ok {
-		return ns + "/" + svc, api.NodeService, ns, svc
+// callerNode names the node of a reporting proxy: the service that
+// selects its workload, else the workload itself.
+func callerNode(mm *meshModel, ns, name string, labels map[string]string) string {
+	if svc, ok := mm.serviceOf(ns, labels); ok {
+		return ns + "/" + svc
 	}
-	return "workload:" + ns + "/" + name, api.NodeWorkload, ns, name
+	return "workload:" + ns + "/" + name
+}
+
+// parseNode splits a caller node id into its kind, namespace and name.
+func parseNode(id string) (kind, ns, name string) {
+	if rest, ok := strings.CutPrefix(id, "workload:"); ok {
+		ns, name, _ = strings.Cut(rest, "/")
+		return api.NodeWorkload, ns, name
+	}
+	ns, name, _ = strings.Cut(id, "/")
+	return api.NodeService, ns, name
 }
 
 func ms(seconds float64) *float64 {
@@ -94,7 +104,6 @@ func (s *Stats) Graph(ctx context.Context, namespace string, window time.Duratio
 	}
 	sp := s.span(window)
 	bounds := s.agg.latencyBounds()
-	labels := s.agg.labels()
 	sums := s.series.window(sp.from, sp.to, nil)
 
 	type pair struct{ src, dst string }
@@ -112,7 +121,8 @@ func (s *Stats) Graph(ctx context.Context, namespace string, window time.Duratio
 		}
 	}
 	for k, c := range sums {
-		srcID, srcKind, srcNS, srcName := callerNode(mm, labels, k.srcNamespace, k.srcName)
+		srcID := k.src
+		srcKind, srcNS, srcName := parseNode(srcID)
 		dstID, dstNS, dstName := nodeOfService(k.service)
 		if namespace != "" && srcNS != namespace && dstNS != namespace {
 			continue
@@ -175,7 +185,6 @@ func (s *Stats) ServiceMetrics(ctx context.Context, namespace, name string, wind
 	step = step.Truncate(res)
 	sp := s.span(window)
 	bounds := s.agg.latencyBounds()
-	labels := s.agg.labels()
 	target := name + "." + namespace
 	into := func(k edgeKey) bool { return k.service == target }
 	resp := &api.ServiceMetricsResponse{
@@ -191,7 +200,7 @@ func (s *Stats) ServiceMetrics(ctx context.Context, namespace, name string, wind
 	calls := map[string]*counts{}
 	self := namespace + "/" + name
 	for k, c := range sums {
-		srcID, _, _, _ := callerNode(mm, labels, k.srcNamespace, k.srcName)
+		srcID := k.src
 		if k.service == target {
 			total.add(c)
 			if callers[srcID] == nil {

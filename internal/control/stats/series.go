@@ -12,11 +12,14 @@ import (
 // cumulative counters). A slot is reused when the ring comes round, so
 // memory is bounded by slots x edges.
 
-// edgeKey is one caller workload to one destination service and route.
+// edgeKey is one caller node to one destination service and route. The
+// caller is resolved to its node (the service that selects its workload)
+// when its report arrives, so the series grow with the mesh's edges, not
+// with its proxies.
 type edgeKey struct {
-	srcNamespace, srcName string // the reporting proxy's workload
-	service               string // "name.namespace" or "unknown"
-	route                 string
+	src     string // caller node id: "namespace/service" or "workload:namespace/name"
+	service string // "name.namespace" or "unknown"
+	route   string
 }
 
 // counts are traffic numbers that add up.

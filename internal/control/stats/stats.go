@@ -119,15 +119,30 @@ func New(opts Options) (*Stats, error) {
 	}
 	// One slot more than the window: the current slot is partial.
 	ser := newSeries(opts.Resolution, int(opts.Window/opts.Resolution)+1)
-	return &Stats{
+	s := &Stats{
 		opts:   opts,
 		log:    log.With("component", "stats"),
 		series: ser,
-		agg:    newAggregator(ser, opts.Now),
 		mesh:   &meshCache{st: opts.Store, now: opts.Now},
 		conns:  map[*proxyConn]struct{}{},
 		taps:   map[string]*tap{},
-	}, nil
+	}
+	s.agg = newAggregator(ser, opts.Now, s.callerNode)
+	return s, nil
+}
+
+// callerNode resolves a reporting proxy to its graph node with the mesh
+// as it is now (cached for a moment); without the store it falls back to
+// the workload.
+func (s *Stats) callerNode(namespace, name string, labels map[string]string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	mm, err := s.mesh.get(ctx)
+	if err != nil {
+		s.log.Warn("services not read; counting a caller as its workload", "proxy", namespace+"/"+name, "error", err)
+		mm = &meshModel{}
+	}
+	return callerNode(mm, namespace, name, labels)
 }
 
 // Register adds the Telemetry service to a gRPC server (the push
