@@ -1,6 +1,6 @@
 // Package dashboard is the web UI of the control plane: a page of
 // hand-written HTML, CSS and JavaScript embedded in the binary (no CDN, no
-// build step, about 40 KB), served by `weft control --http` at /. The page
+// build step, about 32 KB), served by `weft control --http` at /. The page
 // and its assets are public; everything they show comes from the JSON API
 // (internal/control/api and internal/control/stats) with the admin token,
 // which the page takes from the URL fragment (`weft dashboard` prints such

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -59,6 +60,9 @@ type Reporter struct {
 	opts    Options
 	log     *slog.Logger
 	started time.Time
+	// running serialises Runs: a session's taps are closed before the
+	// next session's can open.
+	running sync.Mutex
 }
 
 // New makes a reporter; Run it for each control plane session.
@@ -83,6 +87,8 @@ func New(opts Options) *Reporter {
 // ctx carries the session's credentials (metadata), as the Mesh stream's.
 // Sessions are one at a time: the caller runs Run once per session.
 func (r *Reporter) Run(parent context.Context, cc grpc.ClientConnInterface) (err error) {
+	r.running.Lock()
+	defer r.running.Unlock()
 	tel := r.opts.Telemetry
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
