@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/xml"
+	"errors"
 	"net"
 	"os"
 	"os/exec"
@@ -337,6 +338,13 @@ func TestLatencySVG(t *testing.T) {
 	// systems in 2 panels.
 	if want := 1 + 4 + 5*4*2; rects != want {
 		t.Fatalf("%d rects, want %d", rects, want)
+	}
+}
+
+func TestShortErr(t *testing.T) {
+	err := errors.New(`Post "http://127.0.0.1:1/echo": write tcp 127.0.0.1:48804->127.0.0.1:43575: write: broken pipe`)
+	if got := shortErr(err); got != "write: write: broken pipe" {
+		t.Fatalf("got %q", got)
 	}
 }
 

@@ -19,6 +19,7 @@ type Machine struct {
 	OS      string `json:"os"`
 	Memory  string `json:"memory"`
 	LoadAvg string `json:"loadavg"` // at the start of the run
+	Nice    int    `json:"nice"`    // the scheduling priority of the benchmark
 }
 
 // ReadMachine reads the machine's description from /proc and /etc.
@@ -54,6 +55,13 @@ func ReadMachine() Machine {
 		}
 	}
 	m.LoadAvg = readTrim("/proc/loadavg")
+	if st, err := os.ReadFile("/proc/self/stat"); err == nil {
+		if i := strings.LastIndexByte(string(st), ')'); i >= 0 {
+			if f := strings.Fields(string(st[i+1:])); len(f) > 16 {
+				m.Nice, _ = strconv.Atoi(f[16]) // field 19
+			}
+		}
+	}
 	return m
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -165,12 +166,17 @@ func proxyV2Header(local net.Addr, port int) []byte {
 	return h
 }
 
+// ephemeral matches the addresses in "write tcp 127.0.0.1:4711->127.0.0.1:80: ",
+// which change every run.
+var ephemeral = regexp.MustCompile(`(read|write) tcp [0-9.:\[\]]+->[0-9.:\[\]]+: `)
+
 func shortErr(err error) string {
 	s := err.Error()
 	// "Post \"https://...\": remote error: tls: certificate required"
 	if i := strings.LastIndex(s, "\": "); i >= 0 {
 		s = s[i+3:]
 	}
+	s = ephemeral.ReplaceAllString(s, "$1: ")
 	if len(s) > 120 {
 		s = s[:120] + "…"
 	}

@@ -180,8 +180,8 @@ func Markdown(res *Results) string {
 
 	w("## Machine and versions\n\n| | |\n|---|---|\n")
 	m := res.Machine
-	w("| CPU | %s, %d cores |\n| memory | %s |\n| kernel | %s |\n| OS | %s |\n| load average at start | %s |\n",
-		m.CPU, m.Cores, m.Memory, m.Kernel, m.OS, m.LoadAvg)
+	w("| CPU | %s, %d cores |\n| memory | %s |\n| kernel | %s |\n| OS | %s |\n| load average at start | %s |\n| nice of every benchmark process | %d |\n",
+		m.CPU, m.Cores, m.Memory, m.Kernel, m.OS, m.LoadAvg, m.Nice)
 	for _, k := range sortedKeys(res.Versions) {
 		w("| %s | %s |\n", k, res.Versions[k])
 	}
