@@ -254,12 +254,25 @@ func TestStatusWriteBack(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if got := conds(statusOf(t, st, "HTTPRoute", "shop")); len(got) != 2 || !strings.HasPrefix(got[0], "edge Accepted=True") || !strings.HasPrefix(got[1], "edge ResolvedRefs=True") {
-		t.Fatalf("shop route status %v", got)
+	// Objects are written one by one: wait for the shop route's turn too.
+	shopOK := func(got []string) bool {
+		return len(got) == 2 && strings.HasPrefix(got[0], "edge Accepted=True") && strings.HasPrefix(got[1], "edge ResolvedRefs=True")
 	}
-	gs := statusOf(t, st, "Gateway", "edge")
-	if ls, _ := gs["listeners"].([]any); len(ls) != 2 {
-		t.Fatalf("gateway status %v", gs)
+	for !shopOK(conds(statusOf(t, st, "HTTPRoute", "shop"))) {
+		if time.Now().After(deadline) {
+			t.Fatalf("shop route status %v", conds(statusOf(t, st, "HTTPRoute", "shop")))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for {
+		gs := statusOf(t, st, "Gateway", "edge")
+		if ls, _ := gs["listeners"].([]any); len(ls) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway status %v", gs)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if statusOf(t, st, "HTTPRoute", "reviews") != nil {
 		t.Fatal("a mesh route got a status")
