@@ -208,7 +208,31 @@ func modifyResponse(resp *http.Response) error {
 		applyHeaders(resp.Header, d.rule.ResponseHeaders)
 		applyHeaders(resp.Header, d.backend.ResponseHeaders)
 	}
+	grpcTrailersOnly(resp)
 	return nil
+}
+
+// grpcStatusHeaders are what a gRPC "trailers-only" response carries in its
+// one header block.
+var grpcStatusHeaders = []string{"Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin"}
+
+// grpcTrailersOnly turns a gRPC trailers-only response (status in the
+// headers, no body) into headers plus trailers. Forwarded as it is, the
+// headers may be flushed before the stream ends, and the client then sees
+// a stream closed "without sending trailers" instead of the status.
+func grpcTrailersOnly(resp *http.Response) {
+	if resp.Header.Get("Grpc-Status") == "" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/grpc") {
+		return
+	}
+	if resp.Trailer == nil {
+		resp.Trailer = http.Header{}
+	}
+	for _, k := range grpcStatusHeaders {
+		if v, ok := resp.Header[k]; ok {
+			resp.Trailer[k] = v
+			delete(resp.Header, k)
+		}
+	}
 }
 
 func applyHeaders(h http.Header, m *compile.HeaderModifier) {

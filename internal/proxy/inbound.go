@@ -105,7 +105,11 @@ func newInbound(p *Proxy) *inbound {
 		},
 		Transport:     in,
 		FlushInterval: -1,
-		BufferPool:    bufferPool{},
+		ModifyResponse: func(resp *http.Response) error {
+			grpcTrailersOnly(resp)
+			return nil
+		},
+		BufferPool: bufferPool{},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if r.Context().Err() != nil {
 				return
