@@ -66,6 +66,7 @@ type LoadResult struct {
 	MiddleUsed   int       `json:"middleUsed"`         // middle-hop connections that carried data (-1: unknown)
 	QuietWait    float64   `json:"quietWait"`          // seconds waited for a quiet machine before the run
 	BusyBefore   float64   `json:"busyBefore"`         // cores busy in the second before the run
+	Attempts     int       `json:"attempts,omitempty"` // >1: measured again because the first run was noisy
 	JSONFile     string    `json:"-"`
 }
 

@@ -11,6 +11,19 @@ import (
 	"time"
 )
 
+// ReadResults reads a results.json that WriteResults wrote.
+func ReadResults(file string) (*Results, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var r Results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return &r, nil
+}
+
 // WriteResults writes results.json, results.md and latency.svg into dir.
 func WriteResults(dir string, res *Results) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -306,7 +319,7 @@ func latencyTables(b *strings.Builder, res *Results, proto string) {
 			w("| %s |%s – | – | – |\n", s.Name, strings.Repeat(" – |", len(Percentiles)))
 			continue
 		}
-		w("| %s |", s.Name)
+		w("| %s%s |", s.Name, noisyMark(s.Fixed[proto]))
 		for _, p := range Percentiles {
 			m := fixedLatency(proto, p)
 			v, _ := m(s)
@@ -320,6 +333,7 @@ func latencyTables(b *strings.Builder, res *Results, proto string) {
 		r := s.Fixed[proto]
 		w(" %.0f | %d | %d |\n", r.QPS, r.Requests, r.Errors)
 	}
+	noisyNote(b, res, proto)
 	w("\nAdded latency over direct in ms, then ÷ l4-floor's added latency, then ÷ the best peer's (the peer with the least added latency at that percentile, named).\n\n")
 	w("| system |")
 	for _, p := range Percentiles {
@@ -335,7 +349,7 @@ func latencyTables(b *strings.Builder, res *Results, proto string) {
 		if !s.Measured() || s.Kind == KindDirect {
 			continue
 		}
-		w("| %s |", s.Name)
+		w("| %s%s |", s.Name, noisyMark(s.Fixed[proto]))
 		for _, p := range Percentiles {
 			m := added(res, fixedLatency(proto, p))
 			v, ok := m(s)
@@ -509,12 +523,40 @@ func passMark(ok bool) string {
 	return "**missed:**"
 }
 
+// NoisyCores is how many cores other programs may use, on average over a
+// run, before the report flags the run.
+const NoisyCores = 0.2
+
+// otherCores is the CPU other programs used during a run, in cores.
+func otherCores(r *LoadResult) float64 {
+	if r == nil || r.Seconds <= 0 || r.MachineBusy == 0 {
+		return 0
+	}
+	return (r.MachineBusy - r.ClientCPU - r.ServerCPU - sideSum(r.ProxyCPU, -1)) / r.Seconds
+}
+
+func noisyMark(r *LoadResult) string {
+	if otherCores(r) > NoisyCores {
+		return " †"
+	}
+	return ""
+}
+
+func noisyNote(b *strings.Builder, res *Results, proto string) {
+	for _, s := range res.Systems {
+		if s.Measured() && noisyMark(s.Fixed[proto]) != "" {
+			fmt.Fprintf(b, "\n† During this run other programs on the machine used more than %.1f cores on average (see Run health): its tail percentiles are suspect.\n", NoisyCores)
+			return
+		}
+	}
+}
+
 // runHealth shows what else the machine did during each fixed-rate run,
 // so a noisy run can be told from a slow system.
 func runHealth(b *strings.Builder, res *Results) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
-	w("## Run health\n\nCPU seconds during each fixed-rate run: the load generator (fortio), the server, the proxies, and the rest of the machine (busy time in /proc/stat less those). A large \"other\" means something else ran and the run is noisy.\n\n")
-	w("| system | protocol | seconds | fortio | server | proxies | other |\n|---|---|---:|---:|---:|---:|---:|\n")
+	w("## Run health\n\nCPU seconds during each fixed-rate run: the load generator (fortio), the server, the proxies, and the rest of the machine (busy time in /proc/stat less those). A large \"other\" means something else ran and the run is noisy; with `--retry-noisy N` the harness measures up to N such runs again and keeps the quieter.\n\n")
+	w("| system | protocol | seconds | fortio | server | proxies | other | other, cores |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range res.Systems {
 		if !s.Measured() {
 			continue
@@ -526,7 +568,11 @@ func runHealth(b *strings.Builder, res *Results) {
 			}
 			px := sideSum(r.ProxyCPU, -1)
 			other := r.MachineBusy - r.ClientCPU - r.ServerCPU - px
-			w("| %s | %s | %.1f | %.2f | %.2f | %.2f | %.2f |\n", s.Name, ProtoTitle(proto), r.Seconds, r.ClientCPU, r.ServerCPU, px, other)
+			att := ""
+			if r.Attempts > 1 {
+				att = fmt.Sprintf(" (best of %d)", r.Attempts)
+			}
+			w("| %s%s | %s%s | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", s.Name, noisyMark(r), ProtoTitle(proto), att, r.Seconds, r.ClientCPU, r.ServerCPU, px, other, otherCores(r))
 		}
 	}
 	w("\n")

@@ -36,6 +36,7 @@ func run() error {
 		profile  string
 		command  string
 		profSys  string
+		render   string
 		repo     string
 		fortio   string
 		lookPath = func(name string) string {
@@ -57,6 +58,7 @@ func run() error {
 	fl.DurationVar(&cfg.QuietWait, "quiet-wait", 60*time.Second, "before each measured run, wait up to this long for other programs on the machine to go quiet (0: don't wait)")
 	fl.DurationVar(&cfg.QuietBudget, "quiet-budget", 4*time.Minute, "the most --quiet-wait may add to the whole run")
 	fl.Float64Var(&cfg.QuietBelow, "quiet-below", 0.1, "what counts as quiet: cores busy outside the benchmark")
+	fl.IntVar(&cfg.RetryNoisy, "retry-noisy", 0, "measure a fixed-rate run again when other programs used the machine during it, up to this many times in the whole run")
 	fl.IntVar(&cfg.Services, "services", 1000, "services in the idle-RSS check's config")
 	fl.StringVar(&systems, "systems", "", "comma-separated systems to run (direct, l4-floor, weft-mtls, weft-plaintext, nginx, haproxy, caddy, idle); empty: all")
 	fl.StringVar(&cfg.Out, "out", "", "where to write results.md, latency.svg and results.json (default docs/bench, or the work dir with --smoke)")
@@ -70,12 +72,23 @@ func run() error {
 	fl.StringVar(&profile, "profile", "", "instead of the benchmark: profile a weft pair under the fixed-rate load with pprof and write the profiles and their top entries into this directory")
 	fl.StringVar(&profSys, "profile-system", "weft-mtls", "with --profile: weft-mtls or weft-plaintext")
 	fl.StringVar(&repo, "repo", ".", "the weft module the binary comes from (its commit goes in the report; --profile builds from it)")
+	fl.StringVar(&render, "render", "", "instead of running: rewrite results.md and latency.svg from this results.json (into --out, default its directory)")
 	fl.StringVar(&command, "command", "", "the command line to print in the report (default: this one)")
 	if err := fl.Parse(os.Args[1:]); err != nil {
 		return err
 	}
 	if fl.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fl.Args())
+	}
+	if render != "" {
+		res, err := harness.ReadResults(render)
+		if err != nil {
+			return err
+		}
+		if cfg.Out == "" {
+			cfg.Out = filepath.Dir(render)
+		}
+		return harness.WriteResults(cfg.Out, res)
 	}
 	set := map[string]bool{}
 	fl.Visit(func(f *flag.Flag) { set[f.Name] = true })
