@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -87,40 +86,15 @@ func Answer(w http.ResponseWriter, r *http.Request, status int, reason, msg stri
 // timeouts, mirrors, then the forwarder with retries).
 func (p *Proxy) ServeEdge(w http.ResponseWriter, r *http.Request, e *EdgeRoutes, ru *EdgeRule) {
 	x := telemetry.ExchangeOf(w)
-	rl := ru.r
-	x.Route(rl.Route)
-	if rl.Invalid != "" {
-		answer(w, r, http.StatusInternalServerError, ReasonInvalidRoute, rl.Invalid)
-		return
-	}
-	if rl.Fault != nil && injectFault(w, r, rl.Fault) {
-		return
-	}
-	if rl.Redirect != nil {
-		redirect(w, r, rl)
-		return
-	}
-	b := rl.backends.pick()
-	if b == nil {
-		answer(w, r, http.StatusInternalServerError, ReasonInvalidRoute, "route has no backend with a weight above zero")
-		return
-	}
-	x.Cluster(b.Cluster)
-	if c := p.upstreams.Cluster(b.Cluster); c != nil {
-		ns, name, _ := strings.Cut(c.Config().Service, "/")
-		x.Service(name, ns)
-	}
-	d := &decision{sp: e.sp, rule: rl, backend: b, grpc: isGRPC(r), x: x, retry: e.retries[b.Cluster], perTry: rl.BackendTimeout.D()}
-	ctx := r.Context()
-	if rl.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, rl.Timeout.D(), errRouteTimeout)
-		defer cancel()
-	}
-	if len(rl.Mirrors) > 0 {
-		p.mirror(r, rl)
-	}
-	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(ctx, decisionKey{}, d)))
+	p.serveRule(w, r, e.sp, ru.r, func(cluster string) *compile.Retry { return e.retries[cluster] },
+		func(b *compile.Backend) {
+			// An edge route's parent is the Gateway: the destination
+			// service is the picked backend's.
+			if c := p.upstreams.Cluster(b.Cluster); c != nil {
+				ns, name, _ := strings.Cut(c.Config().Service, "/")
+				x.Service(name, ns)
+			}
+		})
 }
 
 // EdgeBackends are the weighted backends of an opaque (TCP or TLS

@@ -130,13 +130,26 @@ func decisionFrom(ctx context.Context) *decision {
 }
 
 func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request, sp *servicePort) {
-	x := telemetry.ExchangeOf(w)
-	x.Service(sp.svc.Name, sp.svc.Namespace)
+	telemetry.ExchangeOf(w).Service(sp.svc.Name, sp.svc.Namespace)
 	ru := sp.route(r)
 	if ru == nil {
 		answer(w, r, http.StatusNotFound, ReasonNoRoute, "no route matches")
 		return
 	}
+	var retry *compile.Retry
+	if hr := sp.port.HTTP; hr != nil {
+		retry = hr.Retry
+	}
+	p.serveRule(w, r, sp, ru, func(string) *compile.Retry { return retry }, nil)
+}
+
+// serveRule is the request path once a rule matched, shared by sidecars
+// and the gateway: fault, redirect, backend pick, timeouts, mirrors, then
+// the forwarder. retry gives the retry policy for the picked backend's
+// cluster; picked, when set, is told the backend.
+func (p *Proxy) serveRule(w http.ResponseWriter, r *http.Request, sp *servicePort, ru *rule,
+	retry func(cluster string) *compile.Retry, picked func(*compile.Backend)) {
+	x := telemetry.ExchangeOf(w)
 	x.Route(ru.Route)
 	if ru.Invalid != "" {
 		answer(w, r, http.StatusInternalServerError, ReasonInvalidRoute, ru.Invalid)
@@ -155,12 +168,11 @@ func (p *Proxy) serveHTTP(w http.ResponseWriter, r *http.Request, sp *servicePor
 		return
 	}
 	x.Cluster(b.Cluster)
-	d := &decision{sp: sp, rule: ru, backend: b, grpc: isGRPC(r), x: x}
-	ctx := r.Context()
-	if hr := sp.port.HTTP; hr != nil {
-		d.retry = hr.Retry
+	if picked != nil {
+		picked(b)
 	}
-	d.perTry = ru.BackendTimeout.D()
+	d := &decision{sp: sp, rule: ru, backend: b, grpc: isGRPC(r), x: x, retry: retry(b.Cluster), perTry: ru.BackendTimeout.D()}
+	ctx := r.Context()
 	if ru.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, ru.Timeout.D(), errRouteTimeout)
