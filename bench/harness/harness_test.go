@@ -348,6 +348,20 @@ func TestShortErr(t *testing.T) {
 	}
 }
 
+func TestParseStrace(t *testing.T) {
+	out := `% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+ 40.00    0.100000          10     10000      6000 read
+ 30.00    0.075000           7     10000           write
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.175000           8     20000      6000 total
+`
+	m := parseStrace(out)
+	if m["read"] != (strace{10000, 6000}) || m["write"] != (strace{10000, 0}) || m["total"].calls != 20000 {
+		t.Fatalf("got %v", m)
+	}
+}
+
 func TestNiceStep(t *testing.T) {
 	for in, want := range map[float64]float64{0.13: 0.2, 0.9: 1, 3: 5, 7: 10, 0.04: 0.05} {
 		if got := niceStep(in); got != want {

@@ -9,8 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -166,6 +169,11 @@ func Profile(ctx context.Context, cfg *Config, o ProfileOptions) error {
 		fmt.Fprintf(&md, "## %s\n\n%d requests, %d errors, p50 %.3f ms, p99 %.3f ms (with the profiler on). CPU: A %.4f, B %.4f vCPU per 1k req/s.\n\n",
 			ProtoTitle(proto), r.Requests, r.Errors, r.Latency["50"]*1e3, r.Latency["99"]*1e3,
 			(cpu1[0]-cpu0[0]).Seconds()*1000/float64(max(r.Requests, 1)), (cpu1[1]-cpu0[1]).Seconds()*1000/float64(max(r.Requests, 1)))
+		if sc, err := straceCounts(ctx, cfg, e, d, proto); err != nil {
+			cfg.logf("strace: %v (skipped)", err)
+		} else {
+			md.WriteString(sc)
+		}
 		for _, side := range []string{"a", "b"} {
 			f := filepath.Join(o.Dir, fmt.Sprintf("%s-%s-%s.cpu.pprof", sys.Name, proto, side))
 			top, err := pprofTop(f, "-cum")
@@ -230,4 +238,110 @@ func pprofTop(file string, flags ...string) (string, error) {
 		return "", fmt.Errorf("go tool pprof %s: %v\n%s", file, err, out)
 	}
 	return string(out), nil
+}
+
+// straceCounts runs 10 s of the fixed-rate load with `strace -c -f`
+// attached to each proxy and renders system calls per request. strace
+// slows the proxies down; the counts, not the times, are the point.
+func straceCounts(ctx context.Context, cfg *Config, e *Env, d *Deployment, proto string) (string, error) {
+	bin, err := exec.LookPath("strace")
+	if err != nil {
+		return "", err
+	}
+	const dur = 10 * time.Second
+	var cmds []*exec.Cmd
+	var outs []string
+	for i, p := range d.Proxies {
+		out := filepath.Join(e.Dir, fmt.Sprintf("strace-%s-%d.txt", proto, i))
+		c := exec.Command(bin, "-c", "-f", "-q", "-o", out, "-p", strconv.Itoa(p.PID()))
+		if err := c.Start(); err != nil {
+			return "", err
+		}
+		cmds = append(cmds, c)
+		outs = append(outs, out)
+	}
+	time.Sleep(500 * time.Millisecond) // let strace attach to every thread
+	r, err := RunFortio(ctx, e.Bins.Fortio, e.Dir, "strace-"+proto, Load{Proto: proto, Addr: d.Entry[proto], QPS: cfg.Rate, Conns: cfg.Conns, Duration: dur, Payload: cfg.Payload})
+	for _, c := range cmds {
+		_ = c.Process.Signal(syscall.SIGINT)
+		_ = c.Wait()
+	}
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "### %s: system calls per request (strace -c -f, %s at %d req/s, %d requests)\n\n| syscall | A | B |\n|---|---:|---:|\n", ProtoTitle(proto), dur, cfg.Rate, r.Requests)
+	counts := make([]map[string]strace, len(outs))
+	names := map[string]bool{}
+	for i, f := range outs {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		counts[i] = parseStrace(string(raw))
+		for n := range counts[i] {
+			names[n] = true
+		}
+	}
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	sort.Slice(sorted, func(i, j int) bool {
+		ci, cj := counts[0][sorted[i]].calls+counts[1][sorted[i]].calls, counts[0][sorted[j]].calls+counts[1][sorted[j]].calls
+		if ci != cj {
+			return ci > cj
+		}
+		return sorted[i] < sorted[j]
+	})
+	per := func(c strace) string {
+		if c.calls == 0 {
+			return "–"
+		}
+		s := fmt.Sprintf("%.2f", float64(c.calls)/float64(max(r.Requests, 1)))
+		if c.errors > 0 {
+			s += fmt.Sprintf(" (%.2f failed)", float64(c.errors)/float64(max(r.Requests, 1)))
+		}
+		return s
+	}
+	var total [2]strace
+	for _, n := range sorted {
+		if n == "total" {
+			continue
+		}
+		for i := range total {
+			total[i].calls += counts[i][n].calls
+			total[i].errors += counts[i][n].errors
+		}
+		if float64(counts[0][n].calls+counts[1][n].calls) < 0.01*float64(r.Requests) {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", n, per(counts[0][n]), per(counts[1][n]))
+	}
+	fmt.Fprintf(&b, "| all | %s | %s |\n\n", per(total[0]), per(total[1]))
+	return b.String(), nil
+}
+
+type strace struct{ calls, errors int64 }
+
+// parseStrace reads the table `strace -c` writes:
+// "% time seconds usecs/call calls errors syscall", errors possibly empty.
+func parseStrace(s string) map[string]strace {
+	out := map[string]strace{}
+	for _, line := range strings.Split(s, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || strings.HasPrefix(line, "%") || strings.HasPrefix(line, "-") {
+			continue
+		}
+		calls, err := strconv.ParseInt(f[3], 10, 64)
+		if err != nil {
+			continue
+		}
+		var errs int64
+		if len(f) >= 6 {
+			errs, _ = strconv.ParseInt(f[4], 10, 64)
+		}
+		out[f[len(f)-1]] = strace{calls: calls, errors: errs}
+	}
+	return out
 }
