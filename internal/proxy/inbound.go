@@ -104,7 +104,7 @@ func newInbound(p *Proxy) *inbound {
 			}
 		},
 		Transport:     in,
-		FlushInterval: -1,
+		FlushInterval: 0, // see the outbound ReverseProxy in proxy.go
 		ModifyResponse: func(resp *http.Response) error {
 			grpcTrailersOnly(resp)
 			return nil

@@ -60,9 +60,13 @@ func New(opts Options) *Proxy {
 	p.in = newInbound(p)
 	p.tel = opts.Telemetry.For(selfPeer(opts), p.principal)
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:        rewrite,
-		Transport:      &forwarder{p: p},
-		FlushInterval:  -1, // stream every write: gRPC, SSE and long polls must not wait on a buffer
+		Rewrite:   rewrite,
+		Transport: &forwarder{p: p},
+		// 0, not -1: ReverseProxy already flushes every write of responses
+		// of unknown length (gRPC, chunked streams, long polls) and of SSE;
+		// a response of known length then goes out in one write instead of
+		// a flush per header block and per body write.
+		FlushInterval:  0,
 		BufferPool:     bufferPool{},
 		ErrorHandler:   p.upstreamError,
 		ModifyResponse: modifyResponse,
