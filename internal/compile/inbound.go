@@ -136,7 +136,7 @@ func authzPolicy(ap *resource.AuthorizationPolicy) *AuthzPolicy {
 		for _, f := range r.From {
 			src := &AuthzSource{Principals: f.Principals, Namespaces: f.Namespaces}
 			for _, sa := range f.ServiceAccounts {
-				if !containsSlash(sa) {
+				if !strings.Contains(sa, "/") {
 					sa = "*/" + sa
 				}
 				src.ServiceAccounts = append(src.ServiceAccounts, sa)
@@ -153,5 +153,3 @@ func authzPolicy(ap *resource.AuthorizationPolicy) *AuthzPolicy {
 	}
 	return p
 }
-
-func containsSlash(s string) bool { return strings.Contains(s, "/") }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 
 	"weft.dev/weft/internal/compile"
@@ -114,7 +115,7 @@ func anySource(srcs []*compile.AuthzSource, c caller) bool {
 		if len(s.Principals) > 0 && !anyPattern(s.Principals, c.principal) {
 			continue
 		}
-		if len(s.Namespaces) > 0 && !contains(s.Namespaces, c.namespace) {
+		if len(s.Namespaces) > 0 && !slices.Contains(s.Namespaces, c.namespace) {
 			continue
 		}
 		if len(s.ServiceAccounts) > 0 && !anyAccount(s.ServiceAccounts, c) {
@@ -141,7 +142,7 @@ func anyAccount(accounts []string, c caller) bool {
 
 func anyOperation(ops []*compile.AuthzOperation, port int32, r *http.Request, deny bool) bool {
 	for _, op := range ops {
-		if len(op.Ports) > 0 && !containsPort(op.Ports, port) {
+		if len(op.Ports) > 0 && !slices.Contains(op.Ports, port) {
 			continue
 		}
 		if r == nil {
@@ -150,7 +151,7 @@ func anyOperation(ops []*compile.AuthzOperation, port int32, r *http.Request, de
 			}
 			return true
 		}
-		if len(op.Methods) > 0 && !contains(op.Methods, r.Method) {
+		if len(op.Methods) > 0 && !slices.Contains(op.Methods, r.Method) {
 			continue
 		}
 		if len(op.Paths) > 0 && !anyPattern(op.Paths, r.URL.Path) {
@@ -178,24 +179,6 @@ func anyPattern(patterns []string, v string) bool {
 				return true
 			}
 		case p == v:
-			return true
-		}
-	}
-	return false
-}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
-func containsPort(list []int32, p int32) bool {
-	for _, x := range list {
-		if x == p {
 			return true
 		}
 	}

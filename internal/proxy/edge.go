@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"weft.dev/weft/internal/compile"
-	"weft.dev/weft/internal/proxy/upstream"
 	"weft.dev/weft/internal/telemetry"
 )
 
@@ -127,19 +126,5 @@ func (p *Proxy) ServeEdgeTCP(conn net.Conn, eb *EdgeBackends) {
 	}
 	ns, name, _ := strings.Cut(c.Config().Service, "/")
 	tc.Destination(name, ns, eb.route, b.Cluster)
-	release, err := c.AdmitConnection()
-	if err != nil {
-		p.log.Debug("edge tcp: refused", "cluster", b.Cluster, "err", err)
-		tc.Flag(ReasonCircuitOpen)
-		return
-	}
-	defer release()
-	up, ep := p.dialCluster(c, conn.RemoteAddr())
-	if up == nil {
-		tc.Flag(ReasonNoHealthy)
-		return
-	}
-	p.recordConnected(tc, ep)
-	tc.Bytes(relay(conn, up))
-	c.End(ep, upstream.Success)
+	p.relayToCluster(conn, tc, c)
 }

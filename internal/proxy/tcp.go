@@ -54,9 +54,16 @@ func (p *Proxy) ServeTCP(conn net.Conn, tg *Target) {
 	if c == nil {
 		return
 	}
+	p.relayToCluster(conn, tc, c)
+}
+
+// relayToCluster admits an opaque connection to c (circuit breaker), dials
+// one of its endpoints and relays until both directions end; tc records
+// the outcome. Sidecar ports and the gateway's TCP routes share it.
+func (p *Proxy) relayToCluster(conn net.Conn, tc *telemetry.Conn, c *upstream.Cluster) {
 	release, err := c.AdmitConnection()
 	if err != nil {
-		p.log.Debug("tcp: refused", "cluster", b.Cluster, "err", err)
+		p.log.Debug("tcp: refused", "cluster", c.Name(), "err", err)
 		tc.Flag(ReasonCircuitOpen)
 		return
 	}

@@ -3,7 +3,6 @@ package listener
 import (
 	"bufio"
 	"crypto/tls"
-	"errors"
 	"net"
 	"time"
 
@@ -25,28 +24,7 @@ func (s *Set) Inbound(addr string, apps []*proxy.App) (net.Addr, error) {
 	for _, a := range apps {
 		byPort[int(a.Port)] = a
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	s.track(ln, nil)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				s.log.Warn("accept failed", "listener", addr, "err", err)
-				time.Sleep(50 * time.Millisecond)
-				continue
-			}
-			go s.inbound(c, byPort)
-		}
-	}()
-	return ln.Addr(), nil
+	return s.listen(addr, func(c net.Conn) { s.inbound(c, byPort) })
 }
 
 func (s *Set) inbound(c net.Conn, apps map[int]*proxy.App) {

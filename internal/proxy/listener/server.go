@@ -88,6 +88,12 @@ func (s *Set) Outbound(addr string) (net.Addr, error) {
 
 // Upstream starts a port that carries any protocol to one service.
 func (s *Set) Upstream(addr string, tg *proxy.Target) (net.Addr, error) {
+	return s.listen(addr, func(c net.Conn) { s.dispatch(c, tg) })
+}
+
+// listen accepts connections on addr, each handled in its own goroutine,
+// until Shutdown closes the listener.
+func (s *Set) listen(addr string, handle func(net.Conn)) (net.Addr, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
@@ -106,7 +112,7 @@ func (s *Set) Upstream(addr string, tg *proxy.Target) (net.Addr, error) {
 				time.Sleep(50 * time.Millisecond)
 				continue
 			}
-			go s.dispatch(c, tg)
+			go handle(c)
 		}
 	}()
 	return ln.Addr(), nil
