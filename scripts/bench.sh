@@ -4,7 +4,7 @@
 # HAProxy and Caddy pairs with mutual TLS between them, in one run. Writes
 # docs/bench/results.md, latency.svg and results.json.
 #
-#   scripts/bench.sh                      # full run, ~14 min on 2 cores
+#   scripts/bench.sh                      # full run, ~15 min on 2 cores
 #   scripts/bench.sh --smoke              # seconds per system; what CI runs
 #   scripts/bench.sh --duration 60s --rate 1000 --systems direct,haproxy
 #   scripts/bench.sh --profile docs/bench/profile   # pprof of a weft pair

@@ -57,16 +57,17 @@ type LoadResult struct {
 	MaxSecond float64            `json:"max"`
 
 	// Filled in by the runner, not by fortio.
-	ProxyCPU     []float64 `json:"proxyCPU,omitempty"` // CPU seconds of each proxy during the run
-	ServerCPU    float64   `json:"serverCPU"`          // CPU seconds of the upstream server
-	ClientCPU    float64   `json:"clientCPU"`          // CPU seconds of fortio
-	MachineBusy  float64   `json:"machineBusy"`        // busy CPU seconds of the whole machine
-	MiddleOpened int       `json:"middleOpened"`       // connections opened on the middle hop during the run
-	MiddleOpen   int       `json:"middleOpen"`         // most established on the middle hop at once
-	MiddleUsed   int       `json:"middleUsed"`         // middle-hop connections that carried data (-1: unknown)
-	QuietWait    float64   `json:"quietWait"`          // seconds waited for a quiet machine before the run
-	BusyBefore   float64   `json:"busyBefore"`         // cores busy in the second before the run
-	Attempts     int       `json:"attempts,omitempty"` // >1: measured again because the first run was noisy
+	ProxyCPU     []float64 `json:"proxyCPU,omitempty"`  // CPU seconds of each proxy during the run
+	ServerCPU    float64   `json:"serverCPU"`           // CPU seconds of the upstream server
+	ClientCPU    float64   `json:"clientCPU"`           // CPU seconds of fortio
+	HelperCPU    float64   `json:"helperCPU,omitempty"` // CPU seconds of the system's other processes (weft control)
+	MachineBusy  float64   `json:"machineBusy"`         // busy CPU seconds of the whole machine
+	MiddleOpened int       `json:"middleOpened"`        // connections opened on the middle hop during the run
+	MiddleOpen   int       `json:"middleOpen"`          // most established on the middle hop at once
+	MiddleUsed   int       `json:"middleUsed"`          // middle-hop connections that carried data (-1: unknown)
+	QuietWait    float64   `json:"quietWait"`           // seconds waited for a quiet machine before the run
+	BusyBefore   float64   `json:"busyBefore"`          // cores busy in the second before the run
+	Attempts     int       `json:"attempts,omitempty"`  // >1: measured again because the first run was noisy
 	JSONFile     string    `json:"-"`
 }
 

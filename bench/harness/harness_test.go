@@ -369,3 +369,76 @@ func TestNiceStep(t *testing.T) {
 		}
 	}
 }
+
+func TestWeftSystems(t *testing.T) {
+	all := WeftSystems(WeftCaps{Inbound: true, TLSFiles: true, Control: true, AccessLog: true})
+	var def, named []string
+	for _, s := range all {
+		if s.Start == nil || s.Unavailable != "" {
+			t.Fatalf("%s unavailable with every capability: %q", s.Name, s.Unavailable)
+		}
+		if wanted(nil, s) {
+			def = append(def, s.Name)
+		}
+		if wanted([]string{"weft-mtls"}, s) {
+			named = append(named, s.Name)
+		}
+	}
+	// The control-plane pair is the measured mTLS row; the file-based one
+	// runs only when named, so a full run does not grow.
+	if strings.Join(def, ",") != "weft,weft-plaintext" || strings.Join(named, ",") != "weft-mtls" {
+		t.Fatalf("default %v, with --systems weft-mtls %v", def, named)
+	}
+	for _, s := range WeftSystems(WeftCaps{Inbound: true, TLSFiles: true}) {
+		if s.Name == "weft" && (s.Start != nil || s.Unavailable == "") {
+			t.Fatal("weft listed as runnable by a build without --control")
+		}
+	}
+}
+
+func TestHasEndpoints(t *testing.T) {
+	body := []byte(`[{"name":"echo.default:50051","endpoints":[{"address":"127.0.0.1:2","workload":"default/echo-1","healthy":true}]},
+		{"name":"echo.default:80","endpoints":[]}]`)
+	check := hasEndpoints("echo-1", 80, 50051)
+	if err := check(body); err == nil || !strings.Contains(err.Error(), "port 80") {
+		t.Fatalf("port 80 has no endpoint, got %v", err)
+	}
+	body = []byte(`[{"name":"echo.default:50051","endpoints":[{"workload":"default/echo-1","healthy":true}]},
+		{"name":"echo.default:80","endpoints":[{"workload":"default/echo-1","healthy":true}]}]`)
+	if err := check(body); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestServerIDCheck: a probe of a middle hop with ServerID accepts a
+// server certificate by its SPIFFE ID (no host name) and refuses another.
+func TestServerIDCheck(t *testing.T) {
+	c, err := MakeCerts(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{c.Server}, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { conn.(*tls.Conn).Handshake(); conn.Close() }()
+		}
+	}()
+	for id, ok := range map[string]bool{"spiffe://" + TrustDomain + "/ns/default/sa/" + ServerSA: true, "spiffe://" + TrustDomain + "/ns/default/sa/other": false} {
+		cfg := Middle{ServerID: id}.clientTLS(c.Pool)
+		conn, err := tls.Dial("tcp", ln.Addr().String(), cfg)
+		if err == nil {
+			conn.Close()
+		}
+		if (err == nil) != ok {
+			t.Errorf("server ID %s: handshake error %v, want ok=%v", id, err, ok)
+		}
+	}
+}

@@ -49,7 +49,7 @@ func init() {
 // ProfileOptions says what --profile profiles.
 type ProfileOptions struct {
 	Dir    string // output
-	System string // weft-mtls or weft-plaintext
+	System string // weft, weft-mtls or weft-plaintext
 	Repo   string // module root to build cmd/weft from
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -26,6 +28,60 @@ type Middle struct {
 	// ProxyPort, when set, is the app port a PROXY v2 header names at the
 	// start of each connection (inside TLS): weft's inbound wants one.
 	ProxyPort int
+	// ServerID, when set, is the SPIFFE ID (URI SAN) B's certificate must
+	// carry, checked in place of the DNS name ServerName: the certificates
+	// a weft control plane issues name no host.
+	ServerID string
+	// Trust, when set, replaces the run's throwaway CA for this hop.
+	Trust *Trust
+}
+
+// Trust is a PKI other than the run's throwaway CA that a middle hop
+// belongs to (a weft control plane's): the roots B's certificate chains
+// to, and a client certificate it issued, for the positive control.
+type Trust struct {
+	Roots    *x509.CertPool
+	Client   tls.Certificate
+	ClientID string // the client certificate's SPIFFE ID, for the report
+}
+
+// clientTLS is the TLS config of a probe of m that trusts roots: B must
+// prove ServerName, or m.ServerID when set.
+func (m Middle) clientTLS(roots *x509.CertPool) *tls.Config {
+	if m.ServerID == "" {
+		return &tls.Config{RootCAs: roots, ServerName: ServerName, MinVersion: tls.VersionTLS13}
+	}
+	id := m.ServerID
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS13,
+		InsecureSkipVerify: true, // verified below: the chain against roots, the SPIFFE ID instead of a host name
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return errors.New("no server certificate")
+			}
+			certs := make([]*x509.Certificate, len(raw))
+			for i, der := range raw {
+				c, err := x509.ParseCertificate(der)
+				if err != nil {
+					return err
+				}
+				certs[i] = c
+			}
+			inter := x509.NewCertPool()
+			for _, c := range certs[1:] {
+				inter.AddCert(c)
+			}
+			if _, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+				return err
+			}
+			for _, u := range certs[0].URIs {
+				if u.String() == id {
+					return nil
+				}
+			}
+			return fmt.Errorf("server certificate is %v, not %s", certs[0].URIs, id)
+		},
+	}
 }
 
 // Proof is the outcome of one check of the middle hop.
@@ -39,10 +95,15 @@ type Proof struct {
 
 // ProveMTLS checks that the middle hop m is mutual TLS 1.3: a plaintext
 // client and a TLS client without a certificate are refused (no successful
-// answer), and a client with a certificate from the bench CA is served over
-// TLS 1.3. The request is the workload's own (an echo POST for HTTP, a
-// fortio Ping for gRPC), so "served" means it reached the server.
+// answer), and a client with a certificate from the bench CA (or m.Trust's)
+// is served over TLS 1.3. The request is the workload's own (an echo POST
+// for HTTP, a fortio Ping for gRPC), so "served" means it reached the
+// server.
 func ProveMTLS(proto string, m Middle, certs *Certs) []Proof {
+	roots, client := certs.Pool, certs.Client
+	if m.Trust != nil {
+		roots, client = m.Trust.Roots, m.Trust.Client
+	}
 	var out []Proof
 	add := func(check, want string, served bool, detail string) {
 		got := "refused: " + detail
@@ -53,9 +114,11 @@ func ProveMTLS(proto string, m Middle, certs *Certs) []Proof {
 	}
 	served, detail := probe(proto, m, nil)
 	add("plaintext client", "refused", served, detail)
-	served, detail = probe(proto, m, &tls.Config{RootCAs: certs.Pool, ServerName: ServerName, MinVersion: tls.VersionTLS13})
+	served, detail = probe(proto, m, m.clientTLS(roots))
 	add("TLS client without a certificate", "refused", served, detail)
-	served, detail = probe(proto, m, &tls.Config{RootCAs: certs.Pool, ServerName: ServerName, MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{certs.Client}})
+	withCert := m.clientTLS(roots)
+	withCert.Certificates = []tls.Certificate{client}
+	served, detail = probe(proto, m, withCert)
 	add("TLS 1.3 client with a CA-signed certificate", "served", served, detail)
 	return out
 }

@@ -532,7 +532,7 @@ func otherCores(r *LoadResult) float64 {
 	if r == nil || r.Seconds <= 0 || r.MachineBusy == 0 {
 		return 0
 	}
-	return (r.MachineBusy - r.ClientCPU - r.ServerCPU - sideSum(r.ProxyCPU, -1)) / r.Seconds
+	return (r.MachineBusy - r.ClientCPU - r.ServerCPU - r.HelperCPU - sideSum(r.ProxyCPU, -1)) / r.Seconds
 }
 
 func noisyMark(r *LoadResult) string {
@@ -555,8 +555,8 @@ func noisyNote(b *strings.Builder, res *Results, proto string) {
 // so a noisy run can be told from a slow system.
 func runHealth(b *strings.Builder, res *Results) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
-	w("## Run health\n\nCPU seconds during each fixed-rate run: the load generator (fortio), the server, the proxies, and the rest of the machine (busy time in /proc/stat less those). A large \"other\" means something else ran and the run is noisy; with `--retry-noisy N` the harness measures up to N such runs again and keeps the quieter.\n\n")
-	w("| system | protocol | seconds | fortio | server | proxies | other | other, cores |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
+	w("## Run health\n\nCPU seconds during each fixed-rate run: the load generator (fortio), the server, the proxies, the system's control plane (`weft control` beside the `weft` pair; not a proxy, so in no other table), and the rest of the machine (busy time in /proc/stat less those). A large \"other\" means something else ran and the run is noisy; with `--retry-noisy N` the harness measures up to N such runs again and keeps the quieter.\n\n")
+	w("| system | protocol | seconds | fortio | server | proxies | control plane | other | other, cores |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range res.Systems {
 		if !s.Measured() {
 			continue
@@ -567,12 +567,16 @@ func runHealth(b *strings.Builder, res *Results) {
 				continue
 			}
 			px := sideSum(r.ProxyCPU, -1)
-			other := r.MachineBusy - r.ClientCPU - r.ServerCPU - px
+			other := r.MachineBusy - r.ClientCPU - r.ServerCPU - r.HelperCPU - px
 			att := ""
 			if r.Attempts > 1 {
 				att = fmt.Sprintf(" (best of %d)", r.Attempts)
 			}
-			w("| %s%s | %s%s | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", s.Name, noisyMark(r), ProtoTitle(proto), att, r.Seconds, r.ClientCPU, r.ServerCPU, px, other, otherCores(r))
+			helper := "–"
+			if len(s.Helpers) > 0 {
+				helper = fmt.Sprintf("%.2f", r.HelperCPU)
+			}
+			w("| %s%s | %s%s | %.1f | %.2f | %.2f | %.2f | %s | %.2f | %.2f |\n", s.Name, noisyMark(r), ProtoTitle(proto), att, r.Seconds, r.ClientCPU, r.ServerCPU, px, helper, other, otherCores(r))
 		}
 	}
 	w("\n")

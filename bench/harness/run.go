@@ -55,6 +55,7 @@ type SystemResult struct {
 	Unavailable string                 `json:"unavailable,omitempty"`
 	Notes       []string               `json:"notes,omitempty"`
 	Proxies     []string               `json:"proxies,omitempty"`
+	Helpers     []string               `json:"helpers,omitempty"` // processes beside the proxies (weft control), not counted as proxies
 	Proofs      []Proof                `json:"proofs,omitempty"`
 	Fixed       map[string]*LoadResult `json:"fixed,omitempty"`
 	Max         map[string]*LoadResult `json:"max,omitempty"`
@@ -207,7 +208,7 @@ func Run(ctx context.Context, cfg *Config) (*Results, error) {
 	defer server.Stop()
 
 	for _, sys := range AllSystems(WeftSystems(caps)) {
-		if !selected(cfg.Systems, sys.Name) {
+		if !wanted(cfg.Systems, sys) {
 			continue
 		}
 		if ctx.Err() != nil {
@@ -230,6 +231,15 @@ func Run(ctx context.Context, cfg *Config) (*Results, error) {
 	res.Seconds = time.Since(started).Seconds()
 	res.Failures = Check(cfg, res)
 	return res, ctx.Err()
+}
+
+// wanted reports whether sys runs: named in list, or list empty and sys
+// not Optional.
+func wanted(list []string, sys System) bool {
+	if len(list) == 0 {
+		return !sys.Optional
+	}
+	return selected(list, sys.Name)
 }
 
 func selected(list []string, name string) bool {
@@ -258,6 +268,9 @@ func runSystem(ctx context.Context, cfg *Config, e *Env, server *Proc, sys Syste
 		sr.Proxies = append(sr.Proxies, []string{"A", "B"}[i])
 		sr.StartRSS = append(sr.StartRSS, p.Memory().RSS)
 	}
+	for _, p := range d.Helpers {
+		sr.Helpers = append(sr.Helpers, p.Name)
+	}
 	if sys.MTLS {
 		for _, proto := range Protocols {
 			m, ok := d.Middle[proto]
@@ -279,6 +292,7 @@ func runSystem(ctx context.Context, cfg *Config, e *Env, server *Proc, sys Syste
 		name := fmt.Sprintf("%s-%s-%s", sys.Name, kind, proto)
 		waited, busy := waitQuiet(ctx, cfg)
 		cpu0 := procCPU(d.Proxies)
+		help0 := procCPU(d.Helpers)
 		srv0 := server.CPU()
 		busy0 := machineBusy()
 		var cc *ConnCounter
@@ -297,11 +311,14 @@ func runSystem(ctx context.Context, cfg *Config, e *Env, server *Proc, sys Syste
 		for i := range cpu1 {
 			r.ProxyCPU = append(r.ProxyCPU, (cpu1[i] - cpu0[i]).Seconds())
 		}
+		for i, c := range procCPU(d.Helpers) {
+			r.HelperCPU += (c - help0[i]).Seconds()
+		}
 		r.ServerCPU = (server.CPU() - srv0).Seconds()
 		r.MachineBusy = machineBusy() - busy0
 		r.MiddleOpened, r.MiddleOpen, r.MiddleUsed = conns.Opened, conns.Open, conns.Used
 		r.QuietWait, r.BusyBefore = waited.Seconds(), busy
-		for _, p := range d.Proxies {
+		for _, p := range append(append([]*Proc{}, d.Proxies...), d.Helpers...) {
 			if done, perr := p.Exited(); done {
 				return r, fmt.Errorf("%s exited during the run (%v):\n%s", p.Name, perr, p.Tail())
 			}

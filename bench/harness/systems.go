@@ -30,7 +30,10 @@ type System struct {
 	// Unavailable, when set, says why the system cannot run yet; it is
 	// listed in the report but not measured.
 	Unavailable string
-	Start       func(e *Env) (*Deployment, error)
+	// Optional systems run only when --systems names them: they are not
+	// part of the default list (a full run's length is a budget).
+	Optional bool
+	Start    func(e *Env) (*Deployment, error)
 }
 
 // Bins are the programs the benchmark runs.
@@ -58,7 +61,11 @@ type Deployment struct {
 	Entry   map[string]string // proto -> where the client connects
 	Middle  map[string]Middle // proto -> proxy A to proxy B; empty for direct
 	Proxies []*Proc           // A (client side), then B (server side)
-	Notes   []string          // how it was set up, for the report
+	// Helpers are processes the system needs besides its two proxies
+	// (weft's control plane): stopped with it, never counted as a proxy;
+	// their CPU during a run is reported apart.
+	Helpers []*Proc
+	Notes   []string // how it was set up, for the report
 }
 
 // MiddlePorts are the distinct ports of the middle hop.
@@ -74,9 +81,13 @@ func (d *Deployment) MiddlePorts() []int {
 	return out
 }
 
-// Stop ends the system's processes, B before A is not needed: all at once.
+// Stop ends the system's processes: the proxies (B before A is not
+// needed), then the helpers.
 func (d *Deployment) Stop() {
 	for _, p := range d.Proxies {
+		p.Stop()
+	}
+	for _, p := range d.Helpers {
 		p.Stop()
 	}
 }

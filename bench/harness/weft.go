@@ -15,6 +15,9 @@ import (
 type WeftCaps struct {
 	Inbound  bool // --inbound/--app: sidecar-to-sidecar delivery
 	TLSFiles bool // --tls-cert/--tls-key/--tls-bundle: mTLS without a control plane
+	// Control: --control/--token-file, the proxy gets its config and
+	// identity from `weft control`.
+	Control bool
 	// AccessLog: --access-log, which the harness turns off (the peers log
 	// nothing per request either).
 	AccessLog bool
@@ -30,6 +33,7 @@ func DetectWeft(bin string) (WeftCaps, error) {
 	return WeftCaps{
 		Inbound:   strings.Contains(s, "--inbound") && strings.Contains(s, "--app"),
 		TLSFiles:  strings.Contains(s, "--tls-cert") && strings.Contains(s, "--tls-bundle"),
+		Control:   strings.Contains(s, "--control") && strings.Contains(s, "--token-file"),
 		AccessLog: strings.Contains(s, "--access-log "),
 	}, nil
 }
@@ -46,7 +50,8 @@ type WeftMode struct {
 	// certificates given as files (--tls-cert/--tls-key/--tls-bundle).
 	MTLS bool
 	// ControlPlane: the sidecars get config and certificates from
-	// `weft control`, as a user would set them up. Not yet possible.
+	// `weft control`, as a user would set them up (startWeftControlPair);
+	// it implies Inbound and MTLS, with the control plane's CA.
 	ControlPlane bool
 	// NoAccessLog: run with --access-log off, like the peers, which log
 	// nothing per request in this benchmark.
@@ -55,14 +60,21 @@ type WeftMode struct {
 
 func (m WeftMode) describe() string {
 	var parts []string
-	if m.Inbound {
+	if m.ControlPlane {
+		parts = append(parts, "`weft control` (its own data dir and CA) with the Service applied by `weft apply -f`; "+
+			"B registers its Workload (`--control --token-file <data-dir>/join.token --inbound --app`), A has --upstream ports and --depends-on "+weftService)
+	}
+	if m.Inbound || m.ControlPlane {
 		parts = append(parts, "A's --upstream port → B's --inbound (PROXY v2 header names the app port) → B's --app")
 	} else {
 		parts = append(parts, "A's --upstream port → B's --upstream port (chained; B's Service points at the server)")
 	}
-	if m.MTLS {
+	switch {
+	case m.ControlPlane:
+		parts = append(parts, "mTLS 1.3 between the sidecars with SPIFFE certificates the control plane's CA issued (STRICT by default)")
+	case m.MTLS:
 		parts = append(parts, "mTLS 1.3 between the sidecars with SPIFFE certificates from files")
-	} else {
+	default:
 		parts = append(parts, "plaintext between the sidecars")
 	}
 	if m.NoAccessLog {
@@ -71,29 +83,37 @@ func (m WeftMode) describe() string {
 	return strings.Join(parts, "; ")
 }
 
-// WeftSystems lists weft's rows for what the binary can do.
+// WeftSystems lists weft's rows for what the binary can do: `weft`, the
+// mTLS pair set up through the control plane (the one measured against
+// the peers), `weft-mtls`, the same data path run from files (only when
+// --systems names it), and `weft-plaintext`, for what TLS costs.
 func WeftSystems(caps WeftCaps) []System {
 	plain := WeftMode{Inbound: caps.Inbound, NoAccessLog: caps.AccessLog}
 	mtls := WeftMode{Inbound: true, MTLS: true, NoAccessLog: caps.AccessLog}
-	sys := []System{{
+	cp := WeftMode{Inbound: true, MTLS: true, ControlPlane: true, NoAccessLog: caps.AccessLog}
+	w := System{
 		Name: "weft", Kind: KindWeft, MTLS: true,
-		About:       "weft sidecar → (mTLS) → weft sidecar, set up through the control plane",
-		Unavailable: "not yet available: set-up through `weft control` (config and certificates) comes with issue 4",
-	}}
+		About: "weft → (mTLS 1.3) → weft, GOMAXPROCS=1, set up through the control plane as a user would: " + cp.describe(),
+		Start: func(e *Env) (*Deployment, error) { return StartWeftPair(e, "weft", cp) },
+	}
+	if !caps.Inbound || !caps.Control {
+		w.Unavailable = "not available: this weft build has no --control/--inbound"
+		w.Start = nil
+	}
 	m := System{
-		Name: "weft-mtls", Kind: KindWeft, MTLS: true,
+		Name: "weft-mtls", Kind: KindWeft, MTLS: true, Optional: true,
 		About: "weft → (mTLS 1.3) → weft, GOMAXPROCS=1, run from files: " + mtls.describe(),
 		Start: func(e *Env) (*Deployment, error) { return StartWeftPair(e, "weft-mtls", mtls) },
 	}
 	if !caps.Inbound || !caps.TLSFiles {
-		m.Unavailable = "not yet available: this weft build has no --inbound/--tls-cert"
+		m.Unavailable = "not available: this weft build has no --inbound/--tls-cert"
 		m.Start = nil
 	}
-	sys = append(sys, m, System{
+	sys := []System{w, m, {
 		Name: "weft-plaintext", Kind: KindWeft,
 		About: "weft → weft, no TLS, GOMAXPROCS=1: " + plain.describe(),
 		Start: func(e *Env) (*Deployment, error) { return StartWeftPair(e, "weft-plaintext", plain) },
-	})
+	}}
 	return sys
 }
 
@@ -136,7 +156,7 @@ spec:
 // StartWeftPair starts proxy B, then proxy A, wired per mode.
 func StartWeftPair(e *Env, name string, mode WeftMode) (*Deployment, error) {
 	if mode.ControlPlane {
-		return nil, fmt.Errorf("%s: set-up through the control plane is not implemented yet (issue 4)", name)
+		return retryBind(func() (*Deployment, error) { return startWeftControlPair(e, name, mode) })
 	}
 	return retryBind(func() (*Deployment, error) {
 		a, err := addrs(7)
@@ -190,30 +210,11 @@ func StartWeftPair(e *Env, name string, mode WeftMode) (*Deployment, error) {
 		}
 		argsA = append([]string{e.Bins.Weft}, append(argsA, "--config", aFile)...)
 		argsB = append([]string{e.Bins.Weft}, append(argsB, "--config", bFile)...)
-		start := func(side string, argv []string, listen []string, admin string) (*Proc, error) {
-			env := []string{"GOMAXPROCS=1"}
-			if e.WeftEnv != nil {
-				env = append(env, e.WeftEnv(side)...)
-			}
-			p, err := StartProc(dir, name+"-"+side, argv, env)
-			if err != nil {
-				return nil, err
-			}
-			if err := WaitTCP(p, 15*time.Second, append(listen, admin)...); err != nil {
-				p.Stop()
-				return nil, err
-			}
-			if err := waitReady(p, admin, 10*time.Second); err != nil {
-				p.Stop()
-				return nil, err
-			}
-			return p, nil
-		}
-		pb, err := start("b", argsB, bListen, bAdmin)
+		pb, err := startWeftSide(e, dir, name, "b", argsB, nil, bListen, bAdmin)
 		if err != nil {
 			return nil, err
 		}
-		pa, err := start("a", argsA, []string{aHTTP, aGRPC}, aAdmin)
+		pa, err := startWeftSide(e, dir, name, "a", argsA, nil, []string{aHTTP, aGRPC}, aAdmin)
 		if err != nil {
 			pb.Stop()
 			return nil, err
@@ -225,6 +226,29 @@ func StartWeftPair(e *Env, name string, mode WeftMode) (*Deployment, error) {
 			Notes:   []string{mode.describe()},
 		}, nil
 	})
+}
+
+// startWeftSide starts proxy A or B ("a", "b") of a weft pair with
+// GOMAXPROCS=1 and waits until it listens on listen and admin and its
+// /ready answers 200.
+func startWeftSide(e *Env, dir, name, side string, argv, env, listen []string, admin string) (*Proc, error) {
+	env = append([]string{"GOMAXPROCS=1"}, env...)
+	if e.WeftEnv != nil {
+		env = append(env, e.WeftEnv(side)...)
+	}
+	p, err := StartProc(dir, name+"-"+side, argv, env)
+	if err != nil {
+		return nil, err
+	}
+	if err := WaitTCP(p, 15*time.Second, append(listen, admin)...); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	if err := waitReady(p, admin, 10*time.Second); err != nil {
+		p.Stop()
+		return nil, err
+	}
+	return p, nil
 }
 
 // waitReady polls the admin /ready endpoint until it answers 200.
