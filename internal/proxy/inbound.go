@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"time"
+
+	"weft.dev/weft/internal/proxy/h1"
 )
 
 // App is one port of the local application, as the sidecar was told with
@@ -63,7 +65,7 @@ func AppFrom(ctx context.Context) *App {
 // directly, never through a sidecar.
 type inbound struct {
 	rp  *httputil.ReverseProxy
-	h1  *http.Transport
+	h1  *h1.Transport
 	h2c *http.Transport
 }
 
@@ -85,7 +87,7 @@ func newInbound(p *Proxy) *inbound {
 		}
 		return t
 	}
-	in.h1, in.h2c = mk(false), mk(true)
+	in.h1, in.h2c = newH1(dialer.DialContext, mk(false)), mk(true)
 	in.rp = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"

@@ -2,6 +2,7 @@ package listener
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"net"
 	"time"
@@ -49,8 +50,12 @@ func (s *Set) inbound(c net.Conn, apps map[int]*proxy.App) {
 	}
 	var conn net.Conn = &peekedConn{Conn: c, r: br}
 	proto, conn := sniff(conn)
-	if proto == sniffTCP {
+	switch proto {
+	case sniffTCP:
 		s.p.ServeInboundTCP(conn, app, peer)
+		return
+	case sniffHTTP1:
+		s.h1.ServeConn(proxy.WithPeer(proxy.WithApp(context.Background(), app), peer), conn)
 		return
 	}
 	if !s.innerL.push(&appConn{Conn: conn, app: app, peer: peer}) {

@@ -14,6 +14,7 @@ import (
 
 	"weft.dev/weft/internal/compile"
 	"weft.dev/weft/internal/proxy"
+	"weft.dev/weft/internal/proxy/h1"
 )
 
 const (
@@ -28,8 +29,11 @@ type Set struct {
 	// inner serves HTTP found inside tunnels, on upstream ports and on the
 	// inbound listener; each connection carries its target (outbound) or
 	// its app (inbound) in its context.
-	inner   *http.Server
-	innerL  *chanListener
+	inner  *http.Server
+	innerL *chanListener
+	// h1 serves the HTTP/1 connections of the same ports without
+	// net/http's per-request goroutines (internal/proxy/h1).
+	h1      *h1.Server
 	servers []*http.Server
 	lns     []net.Listener
 	wg      sync.WaitGroup
@@ -39,13 +43,15 @@ type Set struct {
 func NewSet(p *proxy.Proxy, log *slog.Logger) *Set {
 	s := &Set{p: p, log: log, innerL: newChanListener()}
 	outbound, inbound := p.Handler(nil), p.InboundHandler()
-	s.inner = newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	mesh := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if proxy.AppFrom(r.Context()) != nil {
 			inbound.ServeHTTP(w, r)
 			return
 		}
 		outbound.ServeHTTP(w, r)
-	}), log)
+	})
+	s.inner = newHTTPServer(mesh, log)
+	s.h1 = &h1.Server{Handler: mesh, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, Log: log}
 	s.inner.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 		switch tc := c.(type) {
 		case *targetConn:
@@ -131,12 +137,25 @@ func (s *Set) dispatch(c net.Conn, tg *proxy.Target) {
 	case compile.ProtocolTCP:
 		s.p.ServeTCP(c, tg)
 		return
-	case compile.ProtocolHTTP, compile.ProtocolH2C, compile.ProtocolGRPC, compile.ProtocolWebSocket:
+	case compile.ProtocolH2C, compile.ProtocolGRPC:
+	case compile.ProtocolHTTP, compile.ProtocolWebSocket:
+		// Declared HTTP: sniff only to tell HTTP/2 prior knowledge from
+		// HTTP/1 (a client slow to speak is still HTTP).
+		var sniffed string
+		sniffed, c = sniff(c)
+		if sniffed != sniffHTTP2 {
+			s.h1.ServeConn(proxy.WithTarget(context.Background(), tg), c)
+			return
+		}
 	default:
 		var sniffed string
 		sniffed, c = sniff(c)
-		if sniffed == sniffTCP {
+		switch sniffed {
+		case sniffTCP:
 			s.p.ServeTCP(c, tg)
+			return
+		case sniffHTTP1:
+			s.h1.ServeConn(proxy.WithTarget(context.Background(), tg), c)
 			return
 		}
 	}
@@ -158,11 +177,16 @@ func (s *Set) Shutdown(ctx context.Context) error {
 	for _, ln := range s.lns {
 		ln.Close()
 	}
+	h1done := make(chan error, 1)
+	go func() { h1done <- s.h1.Shutdown(ctx) }()
 	var err error
 	for _, srv := range append(s.servers, s.inner) {
 		if e := srv.Shutdown(ctx); e != nil && err == nil {
 			err = e
 		}
+	}
+	if e := <-h1done; e != nil && err == nil {
+		err = e
 	}
 	s.innerL.Close()
 	s.wg.Wait()
