@@ -5,9 +5,11 @@
 package configfile
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"hash"
+	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -53,7 +55,12 @@ type Watcher struct {
 	// OnError is told of every refused version (after it is logged).
 	OnError func(error)
 	Log     *slog.Logger
-	last    []byte
+	// sum is the hash of the last version handled (applied or refused):
+	// a poll compares the file against it without keeping a copy of the
+	// file, and without allocating, so an idle proxy makes no garbage.
+	sum  [sha256.Size]byte
+	hash hash.Hash
+	buf  []byte
 }
 
 // LoadInitial loads the file once; the proxy must not start without it.
@@ -65,7 +72,7 @@ func (w *Watcher) LoadInitial() error {
 	if err := w.Apply(cfg); err != nil {
 		return fmt.Errorf("%s: %w", w.Path, err)
 	}
-	w.last = data
+	w.sum = sha256.Sum256(data)
 	w.Log.Info("config loaded", "file", w.Path, "version", cfg.Version, "services", len(cfg.Services))
 	return nil
 }
@@ -88,15 +95,22 @@ func (w *Watcher) Run(ctx context.Context, reload <-chan os.Signal) {
 }
 
 func (w *Watcher) check(forced bool) {
+	if !forced {
+		sum, err := w.fileSum()
+		if err != nil {
+			w.refuse(err)
+			return
+		}
+		if sum == w.sum {
+			return
+		}
+	}
 	data, err := os.ReadFile(w.Path)
 	if err != nil {
 		w.refuse(err)
 		return
 	}
-	if !forced && bytes.Equal(data, w.last) {
-		return
-	}
-	w.last = data // a bad file is reported once, not every poll
+	w.sum = sha256.Sum256(data) // a bad file is reported once, not every poll
 	cfg, err := Compile(w.Path, data, w.Options)
 	if err == nil {
 		err = w.Apply(cfg)
@@ -106,6 +120,32 @@ func (w *Watcher) check(forced bool) {
 		return
 	}
 	w.Log.Info("config reloaded", "file", w.Path, "version", cfg.Version, "services", len(cfg.Services))
+}
+
+// fileSum hashes the file as it is now, reading it through a buffer kept
+// from one poll to the next.
+func (w *Watcher) fileSum() (sum [sha256.Size]byte, err error) {
+	f, err := os.Open(w.Path)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	if w.hash == nil {
+		w.hash, w.buf = sha256.New(), make([]byte, 32<<10)
+	}
+	w.hash.Reset()
+	for {
+		n, err := f.Read(w.buf)
+		w.hash.Write(w.buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return sum, err
+		}
+	}
+	w.hash.Sum(sum[:0])
+	return sum, nil
 }
 
 func (w *Watcher) refuse(err error) {
