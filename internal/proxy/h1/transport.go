@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -74,6 +75,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		resp, err := pc.roundTrip(req)
 		if err == nil {
+			if req.Body != nil {
+				req.Body.Close() // sent in full; RoundTrip owns it
+			}
 			return resp, nil
 		}
 		// A reused connection may have been closed by the server just as
@@ -116,14 +120,8 @@ func (pc *pconn) roundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err
 	}
-	// Request.Write closes req.Body; the caller's retry keeps its own.
-	body := req.Body
-	if body != nil {
-		req.Body = io.NopCloser(body)
-	}
 	read := pc.cr.n
-	err := req.Write(pc.bw)
-	req.Body = body
+	err := writeRequest(pc.bw, req)
 	if err == nil {
 		err = pc.bw.Flush()
 	}
@@ -166,6 +164,60 @@ func (pc *pconn) roundTrip(req *http.Request) (*http.Response, error) {
 }
 
 var aLongTimeAgo = time.Unix(1, 0)
+
+// writeRequest writes req's head and body (of known length, at most
+// MaxBody) into bw. Unlike Request.Write it never flushes the head on its
+// own, so a request goes out in one write. It does not close req.Body:
+// the caller's retries may send it again.
+func writeRequest(bw *bufio.Writer, req *http.Request) error {
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	bw.WriteString(method)
+	bw.WriteByte(' ')
+	bw.WriteString(req.URL.RequestURI())
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(host)
+	bw.WriteString("\r\n")
+	for k, vv := range req.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection":
+			continue
+		}
+		if strings.HasPrefix(k, http.TrailerPrefix) || !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		for _, v := range vv {
+			writeField(bw, k, v)
+		}
+	}
+	if req.Close {
+		bw.WriteString("Connection: close\r\n")
+	}
+	n := req.ContentLength
+	if n > 0 || n == 0 && (method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch) {
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(itoa(n))
+		bw.WriteString("\r\n")
+	}
+	_, err := bw.WriteString("\r\n")
+	if err != nil || n <= 0 || req.Body == nil {
+		return err
+	}
+	copied, err := io.CopyN(bw, req.Body, n)
+	if err != nil {
+		if copied < n && errors.Is(err, io.EOF) {
+			return fmt.Errorf("request body: %d of %d bytes: %w", copied, n, io.ErrUnexpectedEOF)
+		}
+		return err
+	}
+	return nil
+}
 
 // bodyEOF returns the connection to the pool when its response body has
 // been read to the end, and closes it when the body is abandoned.
