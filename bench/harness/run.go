@@ -13,16 +13,27 @@ import (
 	"time"
 )
 
+func (cfg *Config) baselineDuration() time.Duration {
+	if cfg.BaselineDuration > 0 {
+		return min(cfg.BaselineDuration, cfg.Duration)
+	}
+	return cfg.Duration
+}
+
 // Config is one benchmark run's settings.
 type Config struct {
-	Smoke       bool
-	Rate        int           // fixed-rate requests/s
-	Conns       int           // fixed-rate connections
-	Duration    time.Duration // fixed-rate run length
-	MaxConns    int           // max-throughput connections
-	MaxDuration time.Duration // max-throughput run length
-	Warmup      time.Duration // per protocol, before measuring, not counted
-	Payload     int
+	Smoke    bool
+	Rate     int           // fixed-rate requests/s
+	Conns    int           // fixed-rate connections
+	Duration time.Duration // fixed-rate run length
+	// BaselineDuration is the fixed-rate run length of the references
+	// (direct, l4-floor), whose figures vary least; 0: Duration. It keeps
+	// a full run of seven systems within its time budget.
+	BaselineDuration time.Duration
+	MaxConns         int           // max-throughput connections
+	MaxDuration      time.Duration // max-throughput run length
+	Warmup           time.Duration // per protocol, before measuring, not counted
+	Payload          int
 	// QuietWait: before each measured run, wait up to this long for the
 	// rest of the machine to use less than QuietBelow cores.
 	QuietWait  time.Duration
@@ -193,7 +204,7 @@ func Run(ctx context.Context, cfg *Config) (*Results, error) {
 		Machine:  ReadMachine(),
 		Versions: Versions(cfg.Bins, cfg.Repo),
 		Settings: map[string]string{
-			"fixed":   fmt.Sprintf("%d req/s, %d connections, %s, %d B payload", cfg.Rate, cfg.Conns, cfg.Duration, cfg.Payload),
+			"fixed":   fmt.Sprintf("%d req/s, %d connections, %s (direct and l4-floor: %s), %d B payload", cfg.Rate, cfg.Conns, cfg.Duration, cfg.baselineDuration(), cfg.Payload),
 			"max":     fmt.Sprintf("closed loop (-qps 0), %d connections, %s", cfg.MaxConns, cfg.MaxDuration),
 			"warmup":  cfg.Warmup.String(),
 			"retries": fmt.Sprintf("up to %d noisy fixed-rate runs measured again", cfg.RetryNoisy),
@@ -338,15 +349,19 @@ func runSystem(ctx context.Context, cfg *Config, e *Env, server *Proc, sys Syste
 		}
 	}
 	sr.Fixed, sr.Max = map[string]*LoadResult{}, map[string]*LoadResult{}
+	fixed := cfg.Duration
+	if sys.Kind == KindDirect || sys.Kind == KindFloor {
+		fixed = cfg.baselineDuration()
+	}
 	for _, proto := range Protocols {
-		r, err := run("fixed", proto, load(proto, cfg.Rate, cfg.Conns, cfg.Duration))
+		r, err := run("fixed", proto, load(proto, cfg.Rate, cfg.Conns, fixed))
 		// A run during which other programs took CPU is measured again,
 		// while the run's retry budget lasts; the quieter one is kept.
 		for attempts := 1; err == nil && otherCores(r) > NoisyCores && cfg.RetryNoisy > cfg.retried; attempts++ {
 			cfg.retried++
 			cfg.logf("%-15s fixed %-5s other programs used %.2f cores during the run: measuring again (%d of %d retries)", sys.Name, proto, otherCores(r), cfg.retried, cfg.RetryNoisy)
 			var again *LoadResult
-			again, err = run("fixed", proto, load(proto, cfg.Rate, cfg.Conns, cfg.Duration))
+			again, err = run("fixed", proto, load(proto, cfg.Rate, cfg.Conns, fixed))
 			if again != nil && otherCores(again) < otherCores(r) {
 				r = again
 			}

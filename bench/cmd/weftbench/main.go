@@ -52,6 +52,7 @@ func run() error {
 	fl.IntVar(&cfg.Conns, "conns", 16, "fixed-rate connections")
 	fl.DurationVar(&cfg.Duration, "duration", 60*time.Second, "fixed-rate run length, per system and protocol")
 	fl.IntVar(&cfg.MaxConns, "max-conns", 64, "max-throughput connections")
+	fl.DurationVar(&cfg.BaselineDuration, "baseline-duration", 30*time.Second, "fixed-rate run length of the references (direct, l4-floor); 0: --duration")
 	fl.DurationVar(&cfg.MaxDuration, "max-duration", 2*time.Second, "max-throughput run length, per system and protocol")
 	fl.DurationVar(&cfg.Warmup, "warmup", 500*time.Millisecond, "fixed-rate warm-up per protocol before measuring (not counted)")
 	fl.IntVar(&cfg.Payload, "payload", 1024, "request payload in bytes; the server echoes it")
@@ -101,6 +102,7 @@ func run() error {
 		}
 		def("rate", func() { cfg.Rate = 200 })
 		def("duration", func() { cfg.Duration = 2 * time.Second })
+		def("baseline-duration", func() { cfg.BaselineDuration = 0 })
 		def("max-duration", func() { cfg.MaxDuration = time.Second })
 		def("warmup", func() { cfg.Warmup = 300 * time.Millisecond })
 		def("quiet-wait", func() { cfg.QuietWait = 0 })
