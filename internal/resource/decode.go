@@ -2,6 +2,7 @@ package resource
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"regexp"
@@ -101,6 +102,47 @@ func Decode(file string, data []byte) ([]*Object, error) {
 // line turns the YAML library's document-relative line numbers into the
 // file's.
 func decodeOne(src Source, doc []byte, line int) (*Object, ErrorList) {
+	h, info, v, ok := decodeJSON(src, doc)
+	if !ok {
+		return decodeYAML(src, doc, line)
+	}
+	return finish(src, h, info, v)
+}
+
+// decodeJSON is the fast path of decodeOne: the document is parsed once,
+// converted to JSON once, and the header, the value and the check of field
+// names all read that JSON. sigs.k8s.io/yaml would parse the YAML again
+// for each. Converting without the target type only differs from
+// yaml.Unmarshal where a YAML number or boolean goes into a string field
+// (yaml.Unmarshal makes it a string); there, as on any other error or
+// problem, decodeJSON gives up (ok false) and decodeYAML decodes the
+// document as before and says what is wrong.
+func decodeJSON(src Source, doc []byte) (h typeHeader, info kindInfo, v any, ok bool) {
+	j, err := yaml.YAMLToJSONStrict(doc)
+	if err != nil {
+		return h, info, nil, false
+	}
+	if err := json.Unmarshal(j, &h); err != nil || h.APIVersion == "" || h.Kind == "" {
+		return h, info, nil, false
+	}
+	if info, ok = registry[h.APIVersion+" "+h.Kind]; !ok {
+		return h, info, nil, false
+	}
+	v = info.new()
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return h, info, nil, false
+	}
+	if len(explainJSON(j, reflect.TypeOf(v), nil, true)) > 0 {
+		return h, info, nil, false
+	}
+	return h, info, v, true
+}
+
+// decodeYAML decodes a document with sigs.k8s.io/yaml and explains what is
+// wrong with it, field by field.
+func decodeYAML(src Source, doc []byte, line int) (*Object, ErrorList) {
 	fail := func(kind, name, field, reason string) ErrorList {
 		return ErrorList{{Source: src, Kind: kind, Name: name, Field: field, Reason: reason}}
 	}
@@ -125,6 +167,11 @@ func decodeOne(src Source, doc []byte, line int) (*Object, ErrorList) {
 	if errs := decodeErrors(src, info.kind, h.Metadata.Name, doc, line, reflect.TypeOf(v), err, true); len(errs) > 0 {
 		return nil, errs
 	}
+	return finish(src, h, info, v)
+}
+
+// finish makes the Object of a decoded document and validates it.
+func finish(src Source, h typeHeader, info kindInfo, v any) (*Object, ErrorList) {
 	obj := &Object{Kind: info.kind, Name: h.Metadata.Name, Namespace: h.Metadata.Namespace, Source: src, Value: v}
 	if obj.Namespace == "" {
 		obj.Namespace = DefaultNamespace
@@ -191,32 +238,39 @@ type document struct {
 // k8s.io/apimachinery's YAMLReader does (empty documents are dropped, text
 // after a separator must be a comment), and also records where each document
 // starts so errors can give file line numbers.
+//
+// A document is the lines between two separators, so each is a slice of
+// data rather than a copy.
 func splitDocuments(file string, data []byte) ([]document, *FieldError) {
 	var docs []document
-	var buf []byte
-	start := 1
-	for n, line := range bytes.SplitAfter(data, []byte("\n")) {
+	from, start := 0, 1 // where the current document starts: offset, line
+	n := 0              // index of the line at off
+	for off := 0; off < len(data); n++ {
+		end := len(data)
+		if i := bytes.IndexByte(data[off:], '\n'); i >= 0 {
+			end = off + i + 1
+		}
+		line := data[off:end]
 		if bytes.HasPrefix(line, []byte("---")) {
-			rest := strings.TrimSpace(string(line[3:]))
-			if rest != "" && rest[0] != '#' {
+			rest := bytes.TrimSpace(line[3:])
+			if len(rest) != 0 && rest[0] != '#' {
 				// Blame the document this separator would start.
 				next := len(docs) + 1
-				if len(buf) > 0 {
+				if off > from {
 					next++
 				}
 				return nil, &FieldError{Source: Source{File: file, Document: next},
 					Reason: fmt.Sprintf("line %d: invalid document separator %q: only a comment may follow \"---\"", n+1, strings.TrimSpace(string(line)))}
 			}
-			if len(buf) > 0 {
-				docs = append(docs, document{buf, start})
+			if off > from {
+				docs = append(docs, document{data[from:off:off], start})
 			}
-			buf, start = nil, n+2
-			continue
+			from, start = end, n+2
 		}
-		buf = append(buf, line...)
+		off = end
 	}
-	if len(buf) > 0 {
-		docs = append(docs, document{buf, start})
+	if len(data) > from {
+		docs = append(docs, document{data[from:len(data):len(data)], start})
 	}
 	return docs, nil
 }
@@ -238,9 +292,15 @@ func fileLines(msg string, start int) string {
 }
 
 func isBlank(doc []byte) bool {
-	for _, line := range strings.Split(string(doc), "\n") {
-		t := strings.TrimSpace(line)
-		if t != "" && !strings.HasPrefix(t, "#") && t != "---" {
+	for len(doc) > 0 {
+		line := doc
+		if i := bytes.IndexByte(doc, '\n'); i >= 0 {
+			line, doc = doc[:i], doc[i+1:]
+		} else {
+			doc = nil
+		}
+		t := bytes.TrimSpace(line)
+		if len(t) != 0 && t[0] != '#' && string(t) != "---" {
 			return false
 		}
 	}

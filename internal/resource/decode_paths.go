@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -39,6 +40,11 @@ func explainDecode(doc []byte, t reflect.Type, decodeErr error, strict bool) []f
 	if err != nil {
 		return nil
 	}
+	return explainJSON(j, t, decodeErr, strict)
+}
+
+// explainJSON is explainDecode over the document converted to JSON.
+func explainJSON(j []byte, t reflect.Type, decodeErr error, strict bool) []fieldProblem {
 	dec := json.NewDecoder(bytes.NewReader(j))
 	dec.UseNumber() // keep big integers exact for messages
 	var g any
@@ -152,10 +158,22 @@ var valueTypes = map[reflect.Type]string{
 	reflect.TypeFor[metav1.Time]():        `an RFC 3339 time such as "2024-01-02T15:04:05Z"`,
 }
 
+// jsonFieldsCache holds jsonFields by type: every document walks the same
+// few types.
+var jsonFieldsCache sync.Map // reflect.Type -> map[string]reflect.Type
+
 // jsonFields maps each JSON name of a struct to its type, following
 // encoding/json: embedded structs without a name are flattened, and the
-// shallower field wins a name clash.
+// shallower field wins a name clash. The map is shared: do not modify it.
 func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if m, ok := jsonFieldsCache.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m, _ := jsonFieldsCache.LoadOrStore(t, collectJSONFields(t))
+	return m.(map[string]reflect.Type)
+}
+
+func collectJSONFields(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
 	depth := map[string]int{}
 	var collect func(t reflect.Type, d int)
