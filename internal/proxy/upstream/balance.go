@@ -152,18 +152,25 @@ func (c *Cluster) refresh(p *picker) *picker {
 func (c *Cluster) rebuildLocked() {
 	now := c.clock.Now()
 	p := &picker{lb: lbKindOf(c.Config()), all: c.eps}
-	eligible := make([]*Endpoint, 0, len(c.eps))
-	for _, e := range c.eps {
+	// eligible shares c.eps, as all does, until an endpoint is left out:
+	// a cluster whose endpoints are all eligible needs no copy.
+	eligible, shared := c.eps, true
+	for i, e := range c.eps {
+		out := false
 		if u := e.ejectedUntil.Load(); u > now {
 			if p.expiry == 0 || u < p.expiry {
 				p.expiry = u
 			}
-			continue
+			out = true
+		} else if e.unhealthy.Load() {
+			out = true
 		}
-		if e.unhealthy.Load() {
-			continue
+		switch {
+		case out && shared:
+			eligible, shared = append(make([]*Endpoint, 0, len(c.eps)-1), c.eps[:i]...), false
+		case !out && !shared:
+			eligible = append(eligible, e)
 		}
-		eligible = append(eligible, e)
 	}
 	p.cands, p.spare, p.local = c.zoneFilter(eligible)
 	if len(p.cands) == 0 {

@@ -222,7 +222,7 @@ func (c *Cluster) setHealth(h *healthChecker, e *Endpoint, healthy bool) {
 	defer c.mu.Unlock()
 	e.hcOK.Store(0)
 	e.hcFail.Store(0)
-	if c.health != h || c.byAddr[e.Address] != e {
+	if c.health != h || !c.hasLocked(e) {
 		return // a stale checker, or e left the cluster
 	}
 	e.unhealthy.Store(!healthy)

@@ -140,7 +140,7 @@ func (c *Cluster) eject(e *Endpoint, p *outlierPolicy) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer e.resetStreaks()
-	if c.closed || c.byAddr[e.Address] != e {
+	if c.closed || !c.hasLocked(e) {
 		return
 	}
 	now := c.clock.Now()

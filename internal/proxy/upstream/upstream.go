@@ -179,23 +179,57 @@ type Cluster struct {
 	pending  atomic.Int64
 	conns    atomic.Int64
 
-	mu     sync.Mutex // guards the fields below and picker rebuilds
-	zone   string
-	eps    []*Endpoint // in config order, deduplicated by address
+	mu   sync.Mutex // guards the fields below and picker rebuilds
+	zone string
+	eps  []*Endpoint // in config order, deduplicated by address
+	// byAddr indexes eps by address when there are more than
+	// indexEndpointsAbove of them; smaller clusters, the common case, are
+	// searched instead, which spares every cluster a map.
 	byAddr map[string]*Endpoint
 	ring   *ring // over eps; nil unless the balancer is RingHash
 	health *healthChecker
 	closed bool
 }
 
+// Snapshots every new cluster starts with: both are immutable, so all
+// clusters share them until their first update.
+var (
+	noPicker  = &picker{}
+	noCircuit = &circuit{}
+)
+
 func newCluster(name string, m *Manager) *Cluster {
 	c := &Cluster{name: name, clock: m.clock, rand: m.rand}
 	// Start round robin at a random offset so proxies that load the same
 	// config at once do not all send their first request to one endpoint.
 	c.rr.Store(c.rand())
-	c.picker.Store(&picker{})
-	c.circuit.Store(&circuit{})
+	c.picker.Store(noPicker)
+	c.circuit.Store(noCircuit)
 	return c
+}
+
+// indexEndpointsAbove is the size from which a cluster indexes its
+// endpoints by address (byAddr).
+const indexEndpointsAbove = 16
+
+// findEndpoint returns the endpoint of eps (indexed by byAddr, or nil when
+// eps is small) with the given address, or nil.
+func findEndpoint(eps []*Endpoint, byAddr map[string]*Endpoint, addr string) *Endpoint {
+	if byAddr != nil {
+		return byAddr[addr]
+	}
+	for _, e := range eps {
+		if e.Address == addr {
+			return e
+		}
+	}
+	return nil
+}
+
+// hasLocked reports whether e is (still) one of the cluster's endpoints.
+// c.mu must be held.
+func (c *Cluster) hasLocked(e *Endpoint) bool {
+	return findEndpoint(c.eps, c.byAddr, e.Address) == e
 }
 
 // update applies cc, keeping the Endpoint objects of addresses that stay.
@@ -205,19 +239,24 @@ func (c *Cluster) update(zone string, cc *compile.Cluster) {
 	}
 	c.mu.Lock()
 	c.zone = zone
-	oldEps := c.eps
+	oldEps, oldByAddr := c.eps, c.byAddr
 	eps := make([]*Endpoint, 0, len(cc.Endpoints))
-	byAddr := make(map[string]*Endpoint, len(cc.Endpoints))
+	var byAddr map[string]*Endpoint
+	if len(cc.Endpoints) > indexEndpointsAbove {
+		byAddr = make(map[string]*Endpoint, len(cc.Endpoints))
+	}
 	for _, ce := range cc.Endpoints {
-		if ce == nil || byAddr[ce.Address] != nil {
+		if ce == nil || findEndpoint(eps, byAddr, ce.Address) != nil {
 			continue
 		}
-		e := c.byAddr[ce.Address]
+		e := findEndpoint(oldEps, oldByAddr, ce.Address)
 		if e == nil || e.Zone != ce.Zone || e.Workload != ce.Workload {
 			e = &Endpoint{Address: ce.Address, Zone: ce.Zone, Workload: ce.Workload}
 		}
 		eps = append(eps, e)
-		byAddr[ce.Address] = e
+		if byAddr != nil {
+			byAddr[ce.Address] = e
+		}
 	}
 	c.eps, c.byAddr = eps, byAddr
 

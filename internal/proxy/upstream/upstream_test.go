@@ -85,7 +85,7 @@ func setup(t testing.TB, m *Manager, cc *compile.Cluster) *Cluster {
 func setUnhealthy(c *Cluster, addr string, unhealthy bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.byAddr[addr].unhealthy.Store(unhealthy)
+	findEndpoint(c.eps, c.byAddr, addr).unhealthy.Store(unhealthy)
 	c.rebuildLocked()
 }
 
@@ -206,6 +206,49 @@ func TestUpdateDeduplicatesAndToleratesNil(t *testing.T) {
 	m.Update(map[string]*compile.Cluster{"c": nil})
 	if _, err := m.Cluster("c").Pick(PickInfo{}); err != ErrNoEndpoint {
 		t.Fatalf("Pick on nil config = %v, want ErrNoEndpoint", err)
+	}
+}
+
+// TestUpdateLargeCluster covers clusters big enough to index their
+// endpoints by address, and the moves between searched and indexed.
+func TestUpdateLargeCluster(t *testing.T) {
+	m, _ := newTestManager(t, "")
+	all := addrs(3 * indexEndpointsAbove)
+	small := mkCluster("c", "", all[:indexEndpointsAbove]...)
+	c := setup(t, m, small)
+	kept := c.Endpoint(all[1])
+
+	// Searched to indexed, with a duplicate: endpoints that stay are kept.
+	large := mkCluster("c", "", append(all, all[1])...)
+	m.Update(map[string]*compile.Cluster{"c": large})
+	if got := len(c.Endpoints()); got != len(all) {
+		t.Fatalf("endpoints = %d, want %d", got, len(all))
+	}
+	if c.Endpoint(all[1]) != kept {
+		t.Fatal("an endpoint that stayed was replaced (searched to indexed)")
+	}
+	last := c.Endpoint(all[len(all)-1])
+	c.mu.Lock()
+	ok := c.byAddr != nil && c.hasLocked(last) && !c.hasLocked(&Endpoint{Address: last.Address})
+	c.mu.Unlock()
+	if !ok {
+		t.Fatal("large cluster: no index, or membership wrong")
+	}
+
+	// Indexed to indexed, then back to searched.
+	m.Update(map[string]*compile.Cluster{"c": mkCluster("c", "", all[1:]...)})
+	if c.Endpoint(all[1]) != kept || c.Endpoint(all[len(all)-1]) != last || c.Endpoint(all[0]) != nil {
+		t.Fatal("indexed update lost or kept the wrong endpoints")
+	}
+	m.Update(map[string]*compile.Cluster{"c": mkCluster("c", "", all[len(all)-1], all[1])})
+	if c.Endpoint(all[1]) != kept || c.Endpoint(all[len(all)-1]) != last || len(c.Endpoints()) != 2 {
+		t.Fatal("an endpoint that stayed was replaced (indexed to searched)")
+	}
+	c.mu.Lock()
+	ok = c.byAddr == nil && c.hasLocked(kept)
+	c.mu.Unlock()
+	if !ok {
+		t.Fatal("small cluster: still indexed, or membership wrong")
 	}
 }
 
