@@ -21,20 +21,40 @@ type clusterRef struct {
 // ref records that the config reaches a service port and returns its
 // cluster's name. Every recorded cluster is emitted, including those of
 // services that do not exist: such a cluster has no endpoints, so requests
-// to it get 503 rather than a dangling name.
+// to it get 503 rather than a dangling name. Every reference to a cluster
+// shares one name string.
 func (c *compiler) ref(ns, name string, port int32) string {
 	ns = nsOf(ns)
+	r := clusterRef{ns: ns, name: name, port: port}
+	if n, ok := c.names[r]; ok {
+		return n
+	}
 	n := ClusterName(ns, name, port)
-	c.refs[n] = clusterRef{ns: ns, name: name, port: port}
+	c.names[r] = n
+	c.refs[n] = r
 	return n
 }
 
-// cluster builds the cluster of one service port with the endpoints its
-// selector picks and the TrafficPolicy that targets its service.
-func (c *compiler) cluster(r clusterRef) *Cluster {
+// join returns "a/b", one string for every use of the same pair (the
+// Service of each port's cluster, the Workload of each endpoint), as a
+// large config repeats them.
+func (c *compiler) join(a, b string) string {
+	k := [2]string{a, b}
+	s, ok := c.joined[k]
+	if !ok {
+		s = a + "/" + b
+		c.joined[k] = s
+	}
+	return s
+}
+
+// cluster builds the cluster of one service port (named name) with the
+// endpoints its selector picks and the TrafficPolicy that targets its
+// service.
+func (c *compiler) cluster(name string, r clusterRef) *Cluster {
 	cl := &Cluster{
-		Name:         ClusterName(r.ns, r.name, r.port),
-		Service:      r.ns + "/" + r.name,
+		Name:         name,
+		Service:      c.join(r.ns, r.name),
 		Port:         r.port,
 		Endpoints:    []*Endpoint{},
 		LoadBalancer: LoadBalancer{Type: resource.LBRoundRobin},
@@ -68,7 +88,7 @@ func (c *compiler) endpoints(ns string, svc *corev1.Service, p *corev1.ServicePo
 			continue
 		}
 		eps = append(eps, &Endpoint{
-			Workload:       ns + "/" + w.Name,
+			Workload:       c.join(ns, w.Name),
 			Address:        hostPort(w.Spec.Address, port),
 			Zone:           w.Spec.Zone,
 			Inbound:        w.Spec.Inbound,

@@ -56,7 +56,7 @@ func Compile(set *resource.Set, opts Options) (*Config, error) {
 	// Building the services recorded every cluster they reach: their own
 	// ports, route backends and mirrors.
 	for name, ref := range c.refs {
-		cfg.Clusters[name] = c.cluster(ref)
+		cfg.Clusters[name] = c.cluster(name, ref)
 	}
 	if opts.Self != nil {
 		cfg.Inbound = inbound(set, opts.Self)
@@ -109,6 +109,8 @@ type compiler struct {
 	grpcRoutes  []*gwv1.GRPCRoute
 	tcpRoutes   []*gwv1.TCPRoute // oldest first, then namespace/name
 	refs        map[string]clusterRef
+	names       map[clusterRef]string // the name of each of refs
+	joined      map[[2]string]string  // see join
 }
 
 func newCompiler(set *resource.Set) *compiler {
@@ -117,6 +119,8 @@ func newCompiler(set *resource.Set) *compiler {
 		workloads: map[string][]*resource.Workload{},
 		faults:    map[string]*resource.FaultInjection{},
 		refs:      map[string]clusterRef{},
+		names:     map[clusterRef]string{},
+		joined:    map[[2]string]string{},
 	}
 	for _, s := range set.Services {
 		if s == nil {

@@ -68,7 +68,7 @@ func CompileGateway(set *resource.Set, opts GatewayOptions) (*Gateway, error) {
 		g.out.Status.Listeners = append(g.out.Status.Listeners, l.status())
 	}
 	for name, ref := range g.refs {
-		g.out.Clusters[name] = g.cluster(ref)
+		g.out.Clusters[name] = g.cluster(name, ref)
 	}
 	g.out.Status.Conditions = g.gatewayConditions()
 	v, err := gatewayVersion(g.out)

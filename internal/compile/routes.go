@@ -180,7 +180,7 @@ func attaches(refs []gwv1.ParentReference, routeNS, ns, name string, p *corev1.S
 // the Gateway API (and GAMMA) specify, rather than slipping past the route
 // to the service. Retries and timeouts come from the called service's
 // TrafficPolicy.
-func (c *compiler) httpRouting(ns, name string, p *corev1.ServicePort, own string) *HTTPRouting {
+func (c *compiler) httpRouting(ns, name string, p *corev1.ServicePort, own []*Backend) *HTTPRouting {
 	var cands []candidate
 	for _, rt := range c.httpRoutes {
 		if attaches(rt.Spec.ParentRefs, rt.Namespace, ns, name, p) {
@@ -214,7 +214,7 @@ func (c *compiler) httpRouting(ns, name string, p *corev1.ServicePort, own strin
 	if len(cands) == 0 {
 		rules = append(rules, &HTTPRule{
 			Route:          "", // no route: the service's own default
-			Backends:       []*Backend{{Cluster: own, Weight: 1}},
+			Backends:       own,
 			Timeout:        timeout,
 			BackendTimeout: perTry,
 		})

@@ -22,7 +22,9 @@ func (c *compiler) service(svc *corev1.Service) *Service {
 			continue
 		}
 		sp := &ServicePort{Name: p.Name, Port: p.Port, Protocol: portProtocol(p)}
-		own := c.ref(ns, svc.Name, p.Port)
+		// The port's own cluster, where its default HTTP rule and its TCP
+		// routing send traffic when no route attaches: one Backend for both.
+		own := []*Backend{{Cluster: c.ref(ns, svc.Name, p.Port), Weight: 1}}
 		if sp.Protocol != ProtocolTCP {
 			sp.HTTP = c.httpRouting(ns, svc.Name, p, own)
 		}
@@ -33,14 +35,12 @@ func (c *compiler) service(svc *corev1.Service) *Service {
 	return out
 }
 
-// hosts are the names callers use for a service, shortest first.
+// hosts are the names callers use for a service, shortest first. Each is a
+// prefix of the longest, so they share its bytes.
 func hosts(ns, name string) []string {
-	return []string{
-		name,
-		name + "." + ns,
-		name + "." + ns + ".svc",
-		name + "." + ns + ".svc.cluster.local",
-	}
+	full := name + "." + ns + ".svc.cluster.local"
+	n := len(name) + 1 + len(ns)
+	return []string{name, full[:n], full[:n+len(".svc")], full}
 }
 
 // isTCPPort leaves out UDP and SCTP ports: the mesh carries TCP only, and a

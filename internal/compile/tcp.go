@@ -11,7 +11,7 @@ import (
 // A port carries one route for opaque traffic: there is no request to tell
 // routes apart. If several TCPRoutes attach to the same port, the oldest wins
 // (creationTimestamp, then namespace/name), and only its first rule is used.
-func (c *compiler) tcpRouting(ns, name string, p *corev1.ServicePort, own string) *TCPRouting {
+func (c *compiler) tcpRouting(ns, name string, p *corev1.ServicePort, own []*Backend) *TCPRouting {
 	for _, rt := range c.tcpRoutes { // oldest first
 		if len(rt.Spec.Rules) == 0 || !attaches(rt.Spec.ParentRefs, rt.Namespace, ns, name, p) {
 			continue
@@ -34,5 +34,5 @@ func (c *compiler) tcpRouting(ns, name string, p *corev1.ServicePort, own string
 		}
 		return out
 	}
-	return &TCPRouting{Backends: []*Backend{{Cluster: own, Weight: 1}}}
+	return &TCPRouting{Backends: own}
 }
