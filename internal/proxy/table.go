@@ -16,14 +16,22 @@ import (
 // lookups are map reads and regexes are compiled once, when config loads.
 type table struct {
 	cfg *compile.Config
-	// ports maps "host:port" (every host alias of a service) to its port.
-	ports map[string]*servicePort
-	// single maps a host to its only port when a service has exactly one, so
-	// http://name/ works without the port.
-	single map[string]*servicePort
 	// byName maps "name", "name.ns" (and the other host aliases) to the
-	// service, for --upstream NAME bindings.
+	// service, for --upstream NAME bindings and lookup.
 	byName map[string]*compile.Service
+	// servicePorts holds each service's ports, in its order.
+	servicePorts map[*compile.Service][]*servicePort
+	// ports maps "host:port" to a port for the hosts that byName alone
+	// does not settle: every service's short name (Hosts[0], which
+	// services of several namespaces may share, and which --upstream
+	// bindings look up), and any host that several services claim. For
+	// those, the last service in config order that has the port wins, port
+	// by port. Other hosts, such as name.ns.svc.cluster.local, are looked up
+	// through byName: one entry per host instead of one per host and port.
+	ports map[string]*servicePort
+	// single maps such a host to the only port of the last service with
+	// exactly one, so http://name/ works without the port.
+	single map[string]*servicePort
 	// authz decides the inbound's requests and connections.
 	authz *authorizer
 }
@@ -77,9 +85,14 @@ type weighted struct {
 
 func newWeighted(bs []*compile.Backend) *weighted {
 	w := &weighted{backends: bs}
-	for _, b := range bs {
+	if len(bs) == 1 {
+		w.total = int64(bs[0].Weight) // pick needs no sums for one
+		return w
+	}
+	w.cum = make([]int64, len(bs))
+	for i, b := range bs {
 		w.total += int64(b.Weight)
-		w.cum = append(w.cum, w.total)
+		w.cum[i] = w.total
 	}
 	return w
 }
@@ -101,39 +114,68 @@ func (w *weighted) pick() *compile.Backend {
 }
 
 func buildTable(cfg *compile.Config) (*table, error) {
-	t := &table{cfg: cfg, ports: map[string]*servicePort{}, single: map[string]*servicePort{}, byName: map[string]*compile.Service{},
+	t := &table{cfg: cfg, byName: make(map[string]*compile.Service, 4*len(cfg.Services)),
+		servicePorts: make(map[*compile.Service][]*servicePort, len(cfg.Services)),
+		ports:        make(map[string]*servicePort, len(cfg.Services)), single: map[string]*servicePort{},
 		authz: newAuthorizer(cfg.Inbound)}
+	var shared map[string]bool // hosts several services claim; usually none
 	for _, svc := range cfg.Services {
 		for _, h := range svc.Hosts {
+			if prev := t.byName[h]; prev != nil && prev != svc {
+				if shared == nil {
+					shared = map[string]bool{}
+				}
+				shared[h] = true
+			}
 			t.byName[h] = svc
 		}
+	}
+	for _, svc := range cfg.Services {
+		sps := make([]*servicePort, 0, len(svc.Ports))
 		for _, p := range svc.Ports {
 			sp := &servicePort{svc: svc, port: p}
+			if p.TCP != nil {
+				sp.tcp = newWeighted(p.TCP.Backends)
+			}
 			if p.HTTP != nil {
+				sp.rules = make([]*rule, 0, len(p.HTTP.Rules))
 				for i, r := range p.HTTP.Rules {
-					cr, err := compileRule(r)
+					cr, err := compilePortRule(r, sp.tcp)
 					if err != nil {
 						return nil, fmt.Errorf("service %s/%s port %d rule %d (%s): %w", svc.Namespace, svc.Name, p.Port, i, r.Route, err)
 					}
 					sp.rules = append(sp.rules, cr)
 				}
 			}
-			if p.TCP != nil {
-				sp.tcp = newWeighted(p.TCP.Backends)
-			}
-			for _, h := range svc.Hosts {
-				t.ports[net.JoinHostPort(h, strconv.Itoa(int(p.Port)))] = sp
+			sps = append(sps, sp)
+			for i, h := range svc.Hosts {
+				if i != 0 && !shared[h] {
+					continue
+				}
+				t.ports[h+":"+strconv.Itoa(int(p.Port))] = sp
 				if len(svc.Ports) == 1 {
 					t.single[h] = sp
 				}
 			}
 		}
+		t.servicePorts[svc] = sps
 	}
 	return t, nil
 }
 
-func compileRule(r *compile.HTTPRule) (*rule, error) {
-	cr := &rule{HTTPRule: r, backends: newWeighted(r.Backends)}
+// compileRule builds a rule's matchers and picker.
+func compileRule(r *compile.HTTPRule) (*rule, error) { return compilePortRule(r, nil) }
+
+// compilePortRule is compileRule for a rule of a service port whose TCP
+// picker is tcp: the rule shares it when it has the same single backend,
+// as a port's default rule does.
+func compilePortRule(r *compile.HTTPRule, tcp *weighted) (*rule, error) {
+	cr := &rule{HTTPRule: r}
+	if tcp != nil && len(r.Backends) == 1 && len(tcp.backends) == 1 && r.Backends[0] == tcp.backends[0] {
+		cr.backends = tcp
+	} else {
+		cr.backends = newWeighted(r.Backends)
+	}
 	for _, h := range r.Hostnames {
 		cr.hosts = append(cr.hosts, strings.ToLower(h))
 	}
@@ -185,13 +227,57 @@ func (t *table) lookup(hostport string) *servicePort {
 		host, port = hostport, ""
 	}
 	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	if port != "" {
-		return t.ports[net.JoinHostPort(host, port)]
-	}
-	if sp := t.ports[net.JoinHostPort(host, "80")]; sp != nil {
+	if port == "" {
+		if sp := t.ports[host+":80"]; sp != nil {
+			return sp
+		}
+		if sp := t.single[host]; sp != nil {
+			return sp
+		}
+	} else if sp := t.ports[host+":"+port]; sp != nil {
 		return sp
 	}
-	return t.single[host]
+	// Not a host of ports: one service's alone, or nothing.
+	svc := t.byName[host]
+	if svc == nil {
+		return nil
+	}
+	sps := t.servicePorts[svc]
+	if port == "" {
+		for _, sp := range sps {
+			if sp.port.Port == 80 {
+				return sp
+			}
+		}
+		if len(sps) == 1 {
+			return sps[0]
+		}
+		return nil
+	}
+	n, ok := portNumber(port)
+	if !ok {
+		return nil
+	}
+	for _, sp := range sps {
+		if sp.port.Port == n {
+			return sp
+		}
+	}
+	return nil
+}
+
+// portNumber reads the port of an authority as the keys of ports spell it
+// (strconv.Itoa), so "080" or "+80" name no port, as they never did.
+func portNumber(s string) (int32, bool) {
+	n, err := strconv.ParseInt(s, 10, 32)
+	if err != nil {
+		return 0, false
+	}
+	var buf [12]byte
+	if string(strconv.AppendInt(buf[:0], n, 10)) != s {
+		return 0, false
+	}
+	return int32(n), true
 }
 
 // route returns the first rule that matches the request, or nil.

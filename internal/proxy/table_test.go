@@ -1,7 +1,11 @@
 package proxy
 
 import (
+	"fmt"
+	"net"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 
 	"weft.dev/weft/internal/compile"
@@ -118,6 +122,90 @@ func TestRouteMatching(t *testing.T) {
 			}
 			t.Errorf("%s %s %v: routed to %s, want %s", c.method, c.target, c.headers, name, c.want)
 		}
+	}
+}
+
+// TestLookupHosts checks lookup against the plain definition: a map from
+// every "host:port" of every service, later services overwriting earlier
+// ones, with a missing port meaning 80 or a service's only port. Short
+// names shared across namespaces, and a host one service has as a short
+// name and another as an alias, are where the two could part.
+func TestLookupHosts(t *testing.T) {
+	svc := func(ns, name string, hosts []string, ports ...int32) *compile.Service {
+		if hosts == nil {
+			hosts = []string{name, name + "." + ns, name + "." + ns + ".svc", name + "." + ns + ".svc.cluster.local"}
+		}
+		s := &compile.Service{Name: name, Namespace: ns, Hosts: hosts}
+		for _, p := range ports {
+			s.Ports = append(s.Ports, &compile.ServicePort{Port: p, Protocol: "http", HTTP: &compile.HTTPRouting{
+				Rules: []*compile.HTTPRule{{Backends: []*compile.Backend{{Cluster: ns + "/" + name, Weight: 1}}}}}})
+		}
+		return s
+	}
+	cfg := &compile.Config{Services: []*compile.Service{
+		svc("default", "web", nil, 80, 8080),
+		svc("prod", "web", nil, 8080, 9090),
+		svc("default", "one", nil, 7000),
+		svc("prod", "one", nil, 80),
+		svc("default", "two", nil, 81, 82),
+		svc("other", "odd", []string{"odd", "web.prod"}, 9090, 1),
+		svc("x", "big", nil, 70000),
+	}}
+	tb, err := buildTable(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]*servicePort{}
+	single := map[string]*servicePort{}
+	for _, s := range cfg.Services {
+		for _, p := range s.Ports {
+			var sp *servicePort
+			for _, x := range tb.servicePorts[s] {
+				if x.port == p {
+					sp = x
+				}
+			}
+			if sp == nil || sp.svc != s {
+				t.Fatalf("%s/%s port %d has no servicePort", s.Namespace, s.Name, p.Port)
+			}
+			for _, h := range s.Hosts {
+				want[net.JoinHostPort(h, strconv.Itoa(int(p.Port)))] = sp
+				if len(s.Ports) == 1 {
+					single[h] = sp
+				}
+			}
+		}
+	}
+	name := func(sp *servicePort) string {
+		if sp == nil {
+			return "<nil>"
+		}
+		return fmt.Sprintf("%s/%s:%d", sp.svc.Namespace, sp.svc.Name, sp.port.Port)
+	}
+	for _, s := range cfg.Services {
+		for _, h := range append(s.Hosts, "nope", "") {
+			for _, port := range []string{"", "80", "1", "7000", "8080", "9090", "81", "82", "70000", "080", "+80", "-1", "x"} {
+				authority := h
+				if port != "" {
+					authority = net.JoinHostPort(h, port)
+				}
+				exp := want[net.JoinHostPort(h, port)]
+				if port == "" {
+					if exp = want[net.JoinHostPort(h, "80")]; exp == nil {
+						exp = single[h]
+					}
+				}
+				if got := tb.lookup(authority); got != exp {
+					t.Errorf("lookup(%q) = %s, want %s", authority, name(got), name(exp))
+				}
+				if got := tb.lookup(strings.ToUpper(authority) + "."); port == "" && got != exp {
+					t.Errorf("lookup(%q) = %s, want %s", strings.ToUpper(authority)+".", name(got), name(exp))
+				}
+			}
+		}
+	}
+	if len(tb.ports) >= len(want) {
+		t.Errorf("ports holds %d keys, no fewer than one per host and port (%d)", len(tb.ports), len(want))
 	}
 }
 
