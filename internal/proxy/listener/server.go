@@ -159,7 +159,7 @@ func (s *Set) dispatch(c net.Conn, tg *proxy.Target) {
 			return
 		}
 	}
-	if !s.innerL.push(&targetConn{Conn: c, target: tg}) {
+	if !s.innerL.push(&targetConn{Conn: readBuffered(c), target: tg}) {
 		c.Close()
 	}
 }
