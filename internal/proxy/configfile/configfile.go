@@ -65,14 +65,20 @@ type Watcher struct {
 
 // LoadInitial loads the file once; the proxy must not start without it.
 func (w *Watcher) LoadInitial() error {
-	cfg, data, err := Load(w.Path, w.Options)
+	data, err := os.ReadFile(w.Path)
+	if err != nil {
+		return err
+	}
+	w.sum = sha256.Sum256(data)
+	// The file is not needed past decoding: nothing keeps it while the
+	// config compiles and applies, the peak of a load.
+	cfg, err := Compile(w.Path, data, w.Options)
 	if err != nil {
 		return err
 	}
 	if err := w.Apply(cfg); err != nil {
 		return fmt.Errorf("%s: %w", w.Path, err)
 	}
-	w.sum = sha256.Sum256(data)
 	w.Log.Info("config loaded", "file", w.Path, "version", cfg.Version, "services", len(cfg.Services))
 	return nil
 }
