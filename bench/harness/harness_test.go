@@ -33,12 +33,54 @@ func TestParseStat(t *testing.T) {
 }
 
 func TestParseStatusMem(t *testing.T) {
-	hwm, rss, err := parseStatusMem(strings.NewReader("Name:\tnginx\nVmPeak:\t  999 kB\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\n"))
-	if err != nil || hwm != 2048*1024 || rss != 1024*1024 {
-		t.Fatalf("got %d %d %v", hwm, rss, err)
+	st, err := parseStatusMem(strings.NewReader("Name:\tnginx\nVmPeak:\t  999 kB\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\n"))
+	if err != nil || st.hwm != 2048*1024 || st.rss != 1024*1024 {
+		t.Fatalf("got %+v %v", st, err)
 	}
-	if _, _, err := parseStatusMem(strings.NewReader("Name:\tkthreadd\n")); err == nil {
+	if st.split != nil {
+		t.Fatalf("split %+v from a status without RssAnon", st.split)
+	}
+	if _, err := parseStatusMem(strings.NewReader("Name:\tkthreadd\n")); err == nil {
 		t.Fatal("kernel thread without VmRSS parsed")
+	}
+}
+
+func TestParseStatusMemSplit(t *testing.T) {
+	// An excerpt of a real /proc/PID/status of a weft proxy.
+	status := `Name:	weft
+Umask:	0022
+State:	S (sleeping)
+Tgid:	4321
+Pid:	4321
+VmPeak:	 1245184 kB
+VmSize:	 1245184 kB
+VmLck:	       0 kB
+VmPin:	       0 kB
+VmHWM:	   26112 kB
+VmRSS:	   25088 kB
+RssAnon:	    4096 kB
+RssFile:	   20992 kB
+RssShmem:	       0 kB
+VmData:	   36864 kB
+VmStk:	     132 kB
+VmExe:	   19456 kB
+Threads:	5
+`
+	st, err := parseStatusMem(strings.NewReader(status))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.hwm != 26112<<10 || st.rss != 25088<<10 {
+		t.Fatalf("hwm %d rss %d", st.hwm, st.rss)
+	}
+	want := MemSplit{RSS: 25088 << 10, Anon: 4096 << 10, File: 20992 << 10}
+	if st.split == nil || *st.split != want {
+		t.Fatalf("split %+v, want %+v", st.split, want)
+	}
+	// nginx's worker with shared memory zones.
+	st, err = parseStatusMem(strings.NewReader("VmHWM:\t 9000 kB\nVmRSS:\t 8000 kB\nRssAnon:\t 1000 kB\nRssFile:\t 6000 kB\nRssShmem:\t 1000 kB\n"))
+	if err != nil || st.split == nil || st.split.Shmem != 1000<<10 || st.split.Anon+st.split.File+st.split.Shmem != st.rss {
+		t.Fatalf("got %+v %v", st.split, err)
 	}
 }
 
@@ -48,8 +90,12 @@ func TestOwnProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Stop()
-	if m := p.Memory(); m.RSS == 0 || m.PeakRSS < m.RSS {
+	m := p.Memory()
+	if m.RSS == 0 || m.PeakRSS < m.RSS {
 		t.Fatalf("memory %+v", m)
+	}
+	if m.Split != nil && (m.Split.RSS != m.RSS || m.Split.Anon+m.Split.File+m.Split.Shmem != m.RSS) {
+		t.Fatalf("split %+v does not add up to RSS %d", m.Split, m.RSS)
 	}
 	if pids := p.PIDs(); len(pids) != 1 || pids[0] != p.PID() {
 		t.Fatalf("pids %v", pids)
@@ -304,17 +350,38 @@ func sampleResults() *Results {
 }
 
 func TestMarkdown(t *testing.T) {
-	md := Markdown(sampleResults())
+	res := sampleResults()
+	for _, s := range res.Systems {
+		if s.Name == "weft-mtls" {
+			s.EndMem = []*MemSplit{{RSS: 40 << 20, Anon: 14 << 20, File: 26 << 20}, {RSS: 38 << 20, Anon: 13 << 20, File: 25 << 20}}
+		}
+		if s.Name == "nginx" {
+			s.EndMem = []*MemSplit{{RSS: 18 << 20, Anon: 5 << 20, File: 12 << 20, Shmem: 1 << 20}, nil}
+		}
+	}
+	res.Idle.Mem = &MemSplit{RSS: 38 << 20, Anon: 16 << 20, File: 22 << 20}
+	md := Markdown(res)
 	for _, want := range []string{
 		"| weft-mtls | 2.000 (4.00×)",            // p50 and ÷ direct
 		"1.500 · 3.00× l4 · 2.50× nginx",         // added p50: (2.0-0.5) / (1.0-0.5) and / (1.1-0.5)
 		"0.1833 · 5.50× l4 · 3.93× haproxy",      // A+B CPU per 1k: 11 s/60k req vs 2 s and 2.8 s
 		"**missed:** 40.0 MB vs 18.0 MB (nginx)", // peak RSS target
 		"| weft |  | not yet |",                  // an unavailable system is listed, nothing invented
+		"| private (RssAnon) at end A / B (MB) | file-backed (RssFile) at end A / B (MB) |",
+		"2.22× nginx | 14.0 / 13.0 | 26.0 / 25.0 |\n", // weft-mtls: peak cell, then anon and file at the end
+		"1.00× nginx | 5.0 / – | 12.0 / – |\n",        // a proxy without a split
+		"1.28× nginx | – | – |\n",                     // haproxy: no splits (an older results.json)
+		"Shared memory (RssShmem), the rest of the resident set at the end, A / B: nginx 1.0 / – MB.",
+		"of which private (RssAnon) 16.0 MB and file-backed (RssFile) 22.0 MB.",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("missing %q in:\n%s", want, md)
 		}
+	}
+	// Results without splits (an older results.json) render with "–".
+	res.Idle.Mem = nil
+	if md := Markdown(res); !strings.Contains(md, "of which private (RssAnon) – and file-backed (RssFile) –.") {
+		t.Errorf("idle line without a split:\n%s", md)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -110,22 +111,41 @@ func (p *Proc) CPU() time.Duration {
 
 // Memory is a process tree's resident set: the largest VmHWM and VmRSS of
 // any one process in it (for nginx: the worker, not master+worker summed,
-// which would count shared pages twice), and the sum of VmRSS.
+// which would count shared pages twice), and the sum of VmRSS. Split is
+// what the resident set of the process with the largest VmRSS is made of
+// (nil when the kernel does not say).
 type Memory struct {
 	PeakRSS, RSS, SumRSS uint64 // bytes
+	Split                *MemSplit
 }
 
-// Memory reads VmHWM and VmRSS of every process of the tree.
+// MemSplit divides one process's resident set as /proc/PID/status does:
+// RssAnon (private: heap, stacks), RssFile (pages of files it maps: its
+// program and libraries, shared with every process mapping the same file
+// and reclaimable while clean) and RssShmem (shared memory). The three add
+// up to RSS, VmRSS at the same moment. Bytes.
+type MemSplit struct {
+	RSS   uint64 `json:"rss"`
+	Anon  uint64 `json:"anon"`
+	File  uint64 `json:"file"`
+	Shmem uint64 `json:"shmem"`
+}
+
+// Memory reads VmHWM, VmRSS and the RssAnon/RssFile/RssShmem split of
+// every process of the tree.
 func (p *Proc) Memory() Memory {
 	var m Memory
 	for _, pid := range p.PIDs() {
-		hwm, rss, err := readStatusMem(pid)
+		st, err := readStatusMem(pid)
 		if err != nil {
 			continue
 		}
-		m.PeakRSS = max(m.PeakRSS, hwm)
-		m.RSS = max(m.RSS, rss)
-		m.SumRSS += rss
+		if st.split != nil && (m.Split == nil || st.rss > m.RSS) {
+			m.Split = st.split
+		}
+		m.PeakRSS = max(m.PeakRSS, st.hwm)
+		m.RSS = max(m.RSS, st.rss)
+		m.SumRSS += st.rss
 	}
 	return m
 }
@@ -164,21 +184,47 @@ func parseStat(b []byte) (procStat, error) {
 	return procStat{ppid: ppid, cpu: time.Duration(ut+st) * time.Second / clockTicks}, nil
 }
 
-// readStatusMem returns VmHWM and VmRSS of /proc/PID/status, in bytes.
-func readStatusMem(pid int) (hwm, rss uint64, err error) {
+// statusMem is the memory of /proc/PID/status, in bytes: VmHWM, VmRSS and,
+// when the kernel reports them (Linux 4.5 and later), RssAnon, RssFile and
+// RssShmem.
+type statusMem struct {
+	hwm, rss uint64
+	split    *MemSplit
+}
+
+// readStatusMem reads the memory figures of /proc/PID/status.
+func readStatusMem(pid int) (statusMem, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return statusMem{}, err
 	}
 	defer f.Close()
 	return parseStatusMem(f)
 }
 
-func parseStatusMem(r interface{ Read([]byte) (int, error) }) (hwm, rss uint64, err error) {
+func parseStatusMem(r io.Reader) (statusMem, error) {
+	var st statusMem
+	var split MemSplit
+	hasSplit := false
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (k != "VmHWM" && k != "VmRSS") {
+		if !ok {
+			continue
+		}
+		var dst *uint64
+		switch k {
+		case "VmHWM":
+			dst = &st.hwm
+		case "VmRSS":
+			dst = &st.rss
+		case "RssAnon":
+			dst, hasSplit = &split.Anon, true
+		case "RssFile":
+			dst = &split.File
+		case "RssShmem":
+			dst = &split.Shmem
+		default:
 			continue
 		}
 		f := strings.Fields(v)
@@ -189,16 +235,16 @@ func parseStatusMem(r interface{ Read([]byte) (int, error) }) (hwm, rss uint64, 
 		if perr != nil {
 			continue
 		}
-		if k == "VmHWM" {
-			hwm = n * 1024
-		} else {
-			rss = n * 1024
-		}
+		*dst = n * 1024
 	}
-	if hwm == 0 && rss == 0 {
-		return 0, 0, errors.New("status: no VmHWM/VmRSS (kernel thread or zombie)")
+	if st.hwm == 0 && st.rss == 0 {
+		return statusMem{}, errors.New("status: no VmHWM/VmRSS (kernel thread or zombie)")
 	}
-	return hwm, rss, sc.Err()
+	if hasSplit {
+		split.RSS = st.rss
+		st.split = &split
+	}
+	return st, sc.Err()
 }
 
 // descendants returns root and every process whose parent chain leads to it.

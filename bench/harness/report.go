@@ -420,25 +420,69 @@ func resourceTables(b *strings.Builder, res *Results) {
 		}
 		w("\n")
 	}
-	w("## Memory\n\nResident set of each proxy: right after start, and the peak (VmHWM) at the end of all its runs. For a proxy of several processes (nginx: master and worker) the largest one, since summing would count shared pages twice. The peak of the larger of A and B then ÷ l4-floor's and ÷ the best peer's.\n\n")
-	w("| system | RSS at start A / B (MB) | peak RSS A / B (MB) | peak, larger side |\n|---|---:|---:|---:|\n")
+	w("## Memory\n\nResident set of each proxy: right after start, and the peak (VmHWM) at the end of all its runs. For a proxy of several processes (nginx: master and worker) the largest one, since summing would count shared pages twice. The peak of the larger of A and B then ÷ l4-floor's and ÷ the best peer's. ")
+	w("The last two columns divide the resident set as /proc/PID/status does, read with the peak at the end of the runs (the kernel keeps no peak of them, so they are not peaks): file-backed pages (RssFile) of the program and its libraries are shared by every copy of it on a machine and reclaimable, while private memory (RssAnon: heap, stacks) is what each extra proxy costs.\n\n")
+	w("| system | RSS at start A / B (MB) | peak RSS A / B (MB) | peak, larger side | private (RssAnon) at end A / B (MB) | file-backed (RssFile) at end A / B (MB) |\n|---|---:|---:|---:|---:|---:|\n")
+	var shmem []string
 	for _, s := range res.Systems {
 		if !s.Measured() || len(s.PeakRSS) == 0 {
 			continue
 		}
 		pm := peakRSS(-1)
 		v, ok := pm(s)
-		w("| %s | %s | %s | %s |\n", s.Name, mbList(s.StartRSS), mbList(s.PeakRSS), cell(v, ok, pm, false, false, "%.1f MB"))
+		w("| %s | %s | %s | %s | %s | %s |\n", s.Name, mbList(s.StartRSS), mbList(s.PeakRSS), cell(v, ok, pm, false, false, "%.1f MB"),
+			splitList(s.EndMem, anonOf), splitList(s.EndMem, fileOf))
+		for _, m := range s.EndMem {
+			if m != nil && m.Shmem > 0 {
+				shmem = append(shmem, fmt.Sprintf("%s %s MB", s.Name, splitList(s.EndMem, shmemOf)))
+				break
+			}
+		}
 	}
 	w("\n")
+	if len(shmem) > 0 {
+		w("Shared memory (RssShmem), the rest of the resident set at the end, A / B: %s.\n\n", strings.Join(shmem, "; "))
+	}
 	if res.Idle != nil {
 		if res.Idle.Err != "" {
 			w("Idle weft proxy with %d services: **failed**: %s\n\n", res.Idle.Services, firstLine(res.Idle.Err))
 		} else {
-			w("Idle weft proxy holding config for %d services (one Workload each, two ports), GOMAXPROCS=1, 3 s after ready: **RSS %.1f MB** (peak %.1f MB while loading).\n\n",
-				res.Idle.Services, mb(res.Idle.RSS), mb(res.Idle.PeakRSS))
+			w("Idle weft proxy holding config for %d services (one Workload each, two ports), GOMAXPROCS=1, 3 s after ready: **RSS %.1f MB** (peak %.1f MB while loading), of which private (RssAnon) %s and file-backed (RssFile) %s.\n\n",
+				res.Idle.Services, mb(res.Idle.RSS), mb(res.Idle.PeakRSS), withMB(mbOf(res.Idle.Mem, anonOf)), withMB(mbOf(res.Idle.Mem, fileOf)))
 		}
 	}
+}
+
+func anonOf(m *MemSplit) uint64  { return m.Anon }
+func fileOf(m *MemSplit) uint64  { return m.File }
+func shmemOf(m *MemSplit) uint64 { return m.Shmem }
+
+// mbOf is one part of a split in MB, or "–" when there is no split.
+func mbOf(m *MemSplit, part func(*MemSplit) uint64) string {
+	if m == nil {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", mb(part(m)))
+}
+
+// splitList is one part of each proxy's split, "A / B" in MB; "–" for a
+// result without splits (an older results.json).
+func splitList(v []*MemSplit, part func(*MemSplit) uint64) string {
+	if len(v) == 0 {
+		return "–"
+	}
+	parts := make([]string, len(v))
+	for i, m := range v {
+		parts[i] = mbOf(m, part)
+	}
+	return strings.Join(parts, " / ")
+}
+
+func withMB(s string) string {
+	if s == "–" {
+		return s
+	}
+	return s + " MB"
 }
 
 // targets checks issue 9's targets for every weft system that ran.

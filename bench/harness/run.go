@@ -72,7 +72,15 @@ type SystemResult struct {
 	Max         map[string]*LoadResult `json:"max,omitempty"`
 	StartRSS    []uint64               `json:"startRSS,omitempty"` // per proxy, right after start (bytes)
 	PeakRSS     []uint64               `json:"peakRSS,omitempty"`  // per proxy, VmHWM at the end (bytes)
-	Err         string                 `json:"error,omitempty"`
+	// StartMem and EndMem divide each proxy's resident set into private
+	// (RssAnon), file-backed (RssFile) and shared-memory (RssShmem) pages,
+	// right after start and when PeakRSS is read. /proc keeps no peak of
+	// them, so the end of the runs is the one to compare. Missing from
+	// results of older harnesses; an entry is null where the kernel does
+	// not report them.
+	StartMem []*MemSplit `json:"startMem,omitempty"`
+	EndMem   []*MemSplit `json:"endMem,omitempty"`
+	Err      string      `json:"error,omitempty"`
 }
 
 // Measured reports whether the system ran.
@@ -83,7 +91,10 @@ type IdleRSS struct {
 	Services int    `json:"services"`
 	RSS      uint64 `json:"rss"`
 	PeakRSS  uint64 `json:"peakRSS"`
-	Err      string `json:"error,omitempty"`
+	// Mem divides RSS into private, file-backed and shared-memory pages,
+	// read with it (absent from older results).
+	Mem *MemSplit `json:"mem,omitempty"`
+	Err string    `json:"error,omitempty"`
 }
 
 // Results is a whole run.
@@ -277,7 +288,9 @@ func runSystem(ctx context.Context, cfg *Config, e *Env, server *Proc, sys Syste
 	sr.Notes = d.Notes
 	for i, p := range d.Proxies {
 		sr.Proxies = append(sr.Proxies, []string{"A", "B"}[i])
-		sr.StartRSS = append(sr.StartRSS, p.Memory().RSS)
+		m := p.Memory()
+		sr.StartRSS = append(sr.StartRSS, m.RSS)
+		sr.StartMem = append(sr.StartMem, m.Split)
 	}
 	for _, p := range d.Helpers {
 		sr.Helpers = append(sr.Helpers, p.Name)
@@ -384,7 +397,11 @@ func runSystem(ctx context.Context, cfg *Config, e *Env, server *Proc, sys Syste
 		}
 	}
 	for _, p := range d.Proxies {
-		sr.PeakRSS = append(sr.PeakRSS, p.Memory().PeakRSS)
+		m := p.Memory()
+		sr.PeakRSS = append(sr.PeakRSS, m.PeakRSS)
+		sr.EndMem = append(sr.EndMem, m.Split)
+		cfg.logf("%-15s memory %s: RSS at start %.1f MB, peak %.1f MB; at the end private %s, file-backed %s", sys.Name, p.Name,
+			mb(sr.StartRSS[len(sr.EndMem)-1]), mb(m.PeakRSS), withMB(mbOf(m.Split, anonOf)), withMB(mbOf(m.Split, fileOf)))
 	}
 	return nil
 }
@@ -500,8 +517,9 @@ func idleRSS(cfg *Config, e *Env) *IdleRSS {
 		}
 		time.Sleep(3 * time.Second)
 		m := p.Memory()
-		out.RSS, out.PeakRSS = m.RSS, m.PeakRSS
-		cfg.logf("%-15s %d services: RSS %.1f MB (peak %.1f MB)", "weft idle", cfg.Services, mb(m.RSS), mb(m.PeakRSS))
+		out.RSS, out.PeakRSS, out.Mem = m.RSS, m.PeakRSS, m.Split
+		cfg.logf("%-15s %d services: RSS %.1f MB (peak %.1f MB; private %s, file-backed %s)", "weft idle", cfg.Services, mb(m.RSS), mb(m.PeakRSS),
+			withMB(mbOf(m.Split, anonOf)), withMB(mbOf(m.Split, fileOf)))
 		return nil, nil
 	})
 	if err != nil {
