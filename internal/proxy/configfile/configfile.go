@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"weft.dev/weft/internal/compile"
@@ -22,6 +23,26 @@ import (
 // inotify) also sees editors that replace the file and bind-mounted
 // ConfigMaps that swap a symlink.
 const pollInterval = time.Second
+
+// loadGCPercent is the GC percent while a file loads. Decoding makes
+// garbage in proportion to the file (about 70 MB for 1,000 services), and
+// at the default of 100 the heap grows to twice what the load keeps live;
+// what the load keeps then ends up spread over that larger heap. Half the
+// headroom costs more collections (loading 1,000 services took about 0.33
+// instead of 0.28 s) for a peak resident set about 4.5 MB lower and an
+// idle one about 0.5 MB lower.
+const loadGCPercent = 50
+
+// lowGC lowers the GC percent to loadGCPercent, unless it is lower already
+// or off, and returns what restores it.
+func lowGC() (restore func()) {
+	old := debug.SetGCPercent(loadGCPercent)
+	if old < 0 || old <= loadGCPercent {
+		debug.SetGCPercent(old)
+		return func() {}
+	}
+	return func() { debug.SetGCPercent(old) }
+}
 
 // Load reads and compiles the file at path.
 func Load(path string, opts compile.Options) (*compile.Config, []byte, error) {
@@ -70,6 +91,7 @@ func (w *Watcher) LoadInitial() error {
 		return err
 	}
 	w.sum = sha256.Sum256(data)
+	defer lowGC()()
 	// The file is not needed past decoding: nothing keeps it while the
 	// config compiles and applies, the peak of a load.
 	cfg, err := Compile(w.Path, data, w.Options)
@@ -117,6 +139,7 @@ func (w *Watcher) check(forced bool) {
 		return
 	}
 	w.sum = sha256.Sum256(data) // a bad file is reported once, not every poll
+	defer lowGC()()
 	cfg, err := Compile(w.Path, data, w.Options)
 	if err == nil {
 		err = w.Apply(cfg)
