@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	yamlv2 "go.yaml.in/yaml/v2"
 	corev1 "k8s.io/api/core/v1"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
@@ -118,8 +119,8 @@ func decodeOne(src Source, doc []byte, line int) (*Object, ErrorList) {
 // problem, decodeJSON gives up (ok false) and decodeYAML decodes the
 // document as before and says what is wrong.
 func decodeJSON(src Source, doc []byte) (h typeHeader, info kindInfo, v any, ok bool) {
-	j, err := yaml.YAMLToJSONStrict(doc)
-	if err != nil {
+	j, tree, ok := yamlToJSON(doc)
+	if !ok {
 		return h, info, nil, false
 	}
 	if err := json.Unmarshal(j, &h); err != nil || h.APIVersion == "" || h.Kind == "" {
@@ -134,10 +135,60 @@ func decodeJSON(src Source, doc []byte) (h typeHeader, info kindInfo, v any, ok 
 	if err := dec.Decode(v); err != nil {
 		return h, info, nil, false
 	}
-	if len(explainJSON(j, reflect.TypeOf(v), nil, true)) > 0 {
+	w := &walker{strict: true}
+	if w.walk("", tree, reflect.TypeOf(v)); len(w.out) > 0 {
 		return h, info, nil, false
 	}
 	return h, info, v, true
+}
+
+// yamlToJSON converts a document to JSON as sigs.k8s.io/yaml's
+// YAMLToJSONStrict does, and also returns the value it marshalled, for the
+// field-name check to walk instead of decoding the JSON again. ok is false
+// on any error, and for a mapping key that is not a string (which
+// YAMLToJSONStrict would spell as one); the caller then takes the slow path.
+func yamlToJSON(doc []byte) (j []byte, tree any, ok bool) {
+	var y any
+	if err := yamlv2.UnmarshalStrict(doc, &y); err != nil {
+		return nil, nil, false
+	}
+	if tree, ok = jsonTree(y); !ok {
+		return nil, nil, false
+	}
+	j, err := json.Marshal(tree)
+	if err != nil {
+		return nil, nil, false
+	}
+	return j, tree, true
+}
+
+// jsonTree turns what go.yaml.in/yaml/v2 decodes into an interface value
+// into what encoding/json would: mappings keyed by strings.
+func jsonTree(y any) (any, bool) {
+	switch y := y.(type) {
+	case map[any]any:
+		m := make(map[string]any, len(y))
+		for k, e := range y {
+			ks, ok := k.(string)
+			if !ok {
+				return nil, false
+			}
+			if m[ks], ok = jsonTree(e); !ok {
+				return nil, false
+			}
+		}
+		return m, true
+	case []any:
+		a := make([]any, len(y))
+		for i, e := range y {
+			var ok bool
+			if a[i], ok = jsonTree(e); !ok {
+				return nil, false
+			}
+		}
+		return a, true
+	}
+	return y, true
 }
 
 // decodeYAML decodes a document with sigs.k8s.io/yaml and explains what is

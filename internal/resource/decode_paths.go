@@ -40,11 +40,6 @@ func explainDecode(doc []byte, t reflect.Type, decodeErr error, strict bool) []f
 	if err != nil {
 		return nil
 	}
-	return explainJSON(j, t, decodeErr, strict)
-}
-
-// explainJSON is explainDecode over the document converted to JSON.
-func explainJSON(j []byte, t reflect.Type, decodeErr error, strict bool) []fieldProblem {
 	dec := json.NewDecoder(bytes.NewReader(j))
 	dec.UseNumber() // keep big integers exact for messages
 	var g any
