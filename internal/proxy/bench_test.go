@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"bytes"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,40 +9,12 @@ import (
 
 	"weft.dev/weft/internal/compile"
 	"weft.dev/weft/internal/proxy"
+	"weft.dev/weft/internal/proxy/proxytest"
 )
 
 // The request-path benchmarks send 1 KiB responses over loopback, direct
 // and through the proxy's forward-proxy handler, in the same run so the
 // ratio (not the absolute time) is what to compare.
-
-var payload = bytes.Repeat([]byte("x"), 1024)
-
-func backend(b *testing.B) *httptest.Server {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Write(payload)
-	}))
-	b.Cleanup(srv.Close)
-	return srv
-}
-
-func benchConfig(addr string, retry *compile.Retry) *compile.Config {
-	cluster := compile.ClusterName("default", "bench", 8080)
-	return &compile.Config{
-		Version: "bench",
-		Services: []*compile.Service{{
-			Name: "bench", Namespace: "default", Hosts: []string{"bench", "bench.default"},
-			Ports: []*compile.ServicePort{{Port: 8080, Protocol: compile.ProtocolHTTP,
-				HTTP: &compile.HTTPRouting{Retry: retry, Rules: []*compile.HTTPRule{{
-					Route: "default", Backends: []*compile.Backend{{Cluster: cluster, Weight: 1}}}}}}},
-		}},
-		Clusters: map[string]*compile.Cluster{cluster: {
-			Name: cluster, Service: "default/bench", Port: 8080, Protocol: compile.ProtocolHTTP,
-			Endpoints:    []*compile.Endpoint{{Address: addr, Workload: "default/bench-1"}},
-			LoadBalancer: compile.LoadBalancer{Type: "RoundRobin"},
-		}},
-	}
-}
 
 func client(proxyURL string) *http.Client {
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
@@ -64,22 +35,22 @@ func run(b *testing.B, c *http.Client, target string) {
 		}
 		n, _ := io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 200 || n != int64(len(payload)) {
+		if resp.StatusCode != 200 || n != int64(len(proxytest.Payload)) {
 			b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
 		}
 	}
 }
 
 func BenchmarkDirectHTTP1(b *testing.B) {
-	be := backend(b)
+	be := proxytest.Echo(b)
 	run(b, client(""), be.URL+"/")
 }
 
 func benchProxy(b *testing.B, retry *compile.Retry) {
-	be := backend(b)
+	be := proxytest.Echo(b)
 	p := proxy.New(proxy.Options{})
 	b.Cleanup(p.Close)
-	if err := p.Apply(benchConfig(be.Listener.Addr().String(), retry)); err != nil {
+	if err := p.Apply(proxytest.Config(be.Listener.Addr().String(), retry)); err != nil {
 		b.Fatal(err)
 	}
 	ps := httptest.NewServer(p.Handler(nil))

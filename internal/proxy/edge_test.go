@@ -9,6 +9,7 @@ import (
 
 	"weft.dev/weft/internal/compile"
 	"weft.dev/weft/internal/proxy"
+	"weft.dev/weft/internal/proxy/proxytest"
 )
 
 // TestEdgeRoutes routes and forwards through a gateway route table: the
@@ -25,7 +26,7 @@ func TestEdgeRoutes(t *testing.T) {
 		io.WriteString(w, "hello "+r.URL.Path)
 	}))
 	defer srv.Close()
-	cfg := benchConfig(srv.Listener.Addr().String(), nil)
+	cfg := proxytest.Config(srv.Listener.Addr().String(), nil)
 	p := proxy.New(proxy.Options{})
 	defer p.Close()
 	if err := p.Apply(cfg); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"weft.dev/weft/internal/proxy"
+	"weft.dev/weft/internal/proxy/proxytest"
 	"weft.dev/weft/internal/telemetry"
 )
 
@@ -17,7 +18,7 @@ import (
 // writes are in the measurement.
 
 func benchTelemetry(b *testing.B, opts telemetry.Options) {
-	be := backend(b)
+	be := proxytest.Echo(b)
 	tel, err := telemetry.New(opts)
 	if err != nil {
 		b.Fatal(err)
@@ -25,7 +26,7 @@ func benchTelemetry(b *testing.B, opts telemetry.Options) {
 	b.Cleanup(func() { tel.Close(b.Context()) })
 	p := proxy.New(proxy.Options{Workload: "bench-client", Namespace: "default", Telemetry: tel})
 	b.Cleanup(p.Close)
-	if err := p.Apply(benchConfig(be.Listener.Addr().String(), nil)); err != nil {
+	if err := p.Apply(proxytest.Config(be.Listener.Addr().String(), nil)); err != nil {
 		b.Fatal(err)
 	}
 	ps := httptest.NewServer(p.Handler(nil))

@@ -38,22 +38,9 @@ func FuzzServeConn(f *testing.F) {
 				w.Write(b)
 			}
 		})}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		f.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go s.ServeConn(context.Background(), c)
-		}
-	}()
+	addr := acceptEach(f, func(c net.Conn) { s.ServeConn(context.Background(), c) })
 	f.Fuzz(func(t *testing.T, in []byte) {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}

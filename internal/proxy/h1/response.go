@@ -304,7 +304,7 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	w.hijacked = true
 	cn := w.cn
-	c := &hijackedConn{Conn: cn.rwc, r: cn.br}
+	c := &PeekedConn{Conn: cn.rwc, R: cn.br}
 	return c, bufio.NewReadWriter(cn.br, cn.bw), nil
 }
 
@@ -312,24 +312,26 @@ func (w *response) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 func (w *response) SetReadDeadline(t time.Time) error  { return w.cn.rwc.SetReadDeadline(t) }
 func (w *response) SetWriteDeadline(t time.Time) error { return w.cn.rwc.SetWriteDeadline(t) }
 
-// hijackedConn reads what the server had buffered before the socket.
-type hijackedConn struct {
+// PeekedConn is a connection some of whose bytes were already read into
+// R (by a server's buffer, or by sniffing): reads drain R first, then the
+// socket, and R is dropped once empty.
+type PeekedConn struct {
 	net.Conn
-	r *bufio.Reader
+	R *bufio.Reader
 }
 
-func (c *hijackedConn) Read(p []byte) (int, error) {
-	if c.r != nil {
-		if c.r.Buffered() > 0 {
-			return c.r.Read(p)
+func (c *PeekedConn) Read(p []byte) (int, error) {
+	if c.R != nil {
+		if c.R.Buffered() > 0 {
+			return c.R.Read(p)
 		}
-		c.r = nil
+		c.R = nil
 	}
 	return c.Conn.Read(p)
 }
 
 // CloseWrite passes a half-close through, for relays.
-func (c *hijackedConn) CloseWrite() error {
+func (c *PeekedConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}

@@ -13,8 +13,9 @@ import (
 	"time"
 )
 
-// serve runs s on a loopback listener, one ServeConn per connection.
-func serve(t *testing.T, s *Server) string {
+// acceptEach runs handle for every connection to a new loopback listener,
+// and waits for the handlers when the test ends.
+func acceptEach(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -28,17 +29,25 @@ func serve(t *testing.T, s *Server) string {
 				return
 			}
 			wg.Add(1)
-			go func() { defer wg.Done(); s.ServeConn(context.Background(), c) }()
+			go func() { defer wg.Done(); handle(c) }()
 		}
 	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+// serve runs s on a loopback listener, one ServeConn per connection.
+func serve(t *testing.T, s *Server) string {
+	t.Helper()
+	addr := acceptEach(t, func(c net.Conn) { s.ServeConn(context.Background(), c) })
+	// Registered last, so it runs first: idle connections close before
+	// acceptEach waits for their handlers.
 	t.Cleanup(func() {
-		ln.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = s.Shutdown(ctx)
-		wg.Wait()
 	})
-	return ln.Addr().String()
+	return addr
 }
 
 // raw sends req as bytes on a new connection and returns all the server

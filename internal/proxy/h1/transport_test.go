@@ -34,9 +34,35 @@ func get(t *testing.T, tr http.RoundTripper, ctx context.Context, method, url st
 	return resp, string(b), err
 }
 
+// countingServer is an httptest server that counts the connections it
+// accepted.
+func countingServer(t *testing.T, h http.HandlerFunc) (*httptest.Server, *atomic.Int32) {
+	conns := new(atomic.Int32)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv, conns
+}
+
+// answerOnceThenClose serves one request per connection and closes it
+// without saying so (no Connection: close), like a server whose idle
+// timeout just fired.
+func answerOnceThenClose(c net.Conn) {
+	br := bufio.NewReader(c)
+	if req, err := http.ReadRequest(br); err == nil {
+		io.Copy(io.Discard, req.Body)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	}
+	c.Close()
+}
+
 func TestTransportReusesConnections(t *testing.T) {
-	var conns atomic.Int32
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.Header().Set("Trailer", "X-T")
 		w.Write([]byte(r.Method + " " + string(b)))
@@ -45,14 +71,7 @@ func TestTransportReusesConnections(t *testing.T) {
 			w.Write([]byte(" more"))
 			w.Header().Set("X-T", "t")
 		}
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	defer srv.Close()
+	})
 	tr := newTransport(nil)
 	defer tr.CloseIdleConnections()
 	for i := 0; i < 10; i++ {
@@ -74,32 +93,14 @@ func TestTransportReusesConnections(t *testing.T) {
 // pooled connection fails before any response and is sent again on a new
 // connection; a POST is not (its effect is unknown).
 func TestTransportStaleConnection(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	var accepted atomic.Int32
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			go func() {
-				br := bufio.NewReader(c)
-				if req, err := http.ReadRequest(br); err == nil {
-					io.Copy(io.Discard, req.Body)
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-				c.Close() // without saying Connection: close
-			}()
-		}
-	}()
+	addr := acceptEach(t, func(c net.Conn) {
+		accepted.Add(1)
+		answerOnceThenClose(c)
+	})
 	tr := newTransport(nil)
 	defer tr.CloseIdleConnections()
-	url := "http://" + ln.Addr().String() + "/"
+	url := "http://" + addr + "/"
 	for i := 0; i < 3; i++ {
 		if _, b, err := get(t, tr, context.Background(), "GET", url, nil); err != nil || b != "ok" {
 			t.Fatalf("GET %d: %q %v", i, b, err)
@@ -121,30 +122,10 @@ func TestTransportStaleConnection(t *testing.T) {
 // A connection idle past the probe age is checked before reuse, so even a
 // POST gets a fresh connection when the server closed the old one.
 func TestTransportProbesLongIdleConnections(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				br := bufio.NewReader(c)
-				if req, err := http.ReadRequest(br); err == nil {
-					io.Copy(io.Discard, req.Body)
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-				c.Close()
-			}()
-		}
-	}()
+	addr := acceptEach(t, answerOnceThenClose)
 	tr := newTransport(nil)
 	defer tr.CloseIdleConnections()
-	url := "http://" + ln.Addr().String() + "/"
+	url := "http://" + addr + "/"
 	if _, _, err := get(t, tr, context.Background(), "POST", url, strings.NewReader("x")); err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +136,7 @@ func TestTransportProbesLongIdleConnections(t *testing.T) {
 }
 
 func TestTransportCancelClosesConnection(t *testing.T) {
-	var conns atomic.Int32
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv, conns := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			select {
 			case <-r.Context().Done():
@@ -165,14 +145,7 @@ func TestTransportCancelClosesConnection(t *testing.T) {
 			return
 		}
 		io.WriteString(w, "fast")
-	}))
-	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	srv.Start()
-	defer srv.Close()
+	})
 	tr := newTransport(nil)
 	defer tr.CloseIdleConnections()
 	cause := errors.New("per-try timeout")

@@ -11,6 +11,7 @@ import (
 
 	"weft.dev/weft/internal/identity"
 	"weft.dev/weft/internal/proxy"
+	"weft.dev/weft/internal/proxy/h1"
 )
 
 // headerTimeout bounds the wait for a caller's PROXY header.
@@ -48,7 +49,7 @@ func (s *Set) inbound(c net.Conn, apps map[int]*proxy.App) {
 		c.Close()
 		return
 	}
-	var conn net.Conn = &peekedConn{Conn: c, r: br}
+	var conn net.Conn = &h1.PeekedConn{Conn: c, R: br}
 	proto, conn := sniff(conn)
 	switch proto {
 	case sniffTCP:
@@ -81,7 +82,7 @@ func (s *Set) inboundSecurity(c net.Conn) (net.Conn, *proxy.Peer, bool) {
 	if err != nil {
 		return c, nil, false
 	}
-	pc := &peekedConn{Conn: c, r: br}
+	pc := &h1.PeekedConn{Conn: c, R: br}
 	if first[0] != 0x16 { // not a TLS handshake record
 		if s.p.InboundPermissive() {
 			return pc, nil, true

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"net"
 	"time"
+
+	"weft.dev/weft/internal/proxy/h1"
 )
 
 // Sniffed protocols.
@@ -51,7 +53,7 @@ func sniff(c net.Conn) (string, net.Conn) {
 		}
 	}
 	_ = c.SetReadDeadline(time.Time{})
-	return proto, &peekedConn{Conn: c, r: br}
+	return proto, &h1.PeekedConn{Conn: c, R: br}
 }
 
 func hasMethod(b []byte) bool {
@@ -75,30 +77,6 @@ func prefixOfAny(b []byte) bool {
 		}
 	}
 	return false
-}
-
-// peekedConn reads first from the sniffing buffer, then from the socket.
-type peekedConn struct {
-	net.Conn
-	r *bufio.Reader
-}
-
-func (c *peekedConn) Read(p []byte) (int, error) {
-	if c.r != nil {
-		if c.r.Buffered() > 0 {
-			return c.r.Read(p)
-		}
-		c.r = nil // drop the buffer once drained
-	}
-	return c.Conn.Read(p)
-}
-
-// CloseWrite passes half-close through to TCP.
-func (c *peekedConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return c.Conn.Close()
 }
 
 // readBuffered puts a read buffer under an HTTP/2 connection. net/http's
