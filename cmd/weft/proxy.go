@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"syscall"
@@ -148,12 +149,7 @@ func runProxy(f proxyFlags, appArgv []string) error {
 			err := p.Apply(cfg)
 			if err == nil {
 				metrics.ConfigApplied.Inc()
-				// Decoding and compiling a config makes garbage in
-				// proportion to its size, and the runtime keeps the heap
-				// it grew to (about twice the live config) resident; an
-				// idle proxy would hold it for good. Return it now: one
-				// collection is small beside what the apply cost.
-				debug.FreeOSMemory()
+				releaseMemory()
 			}
 			return err
 		},
@@ -216,6 +212,23 @@ func runProxy(f proxyFlags, appArgv []string) error {
 		return cc.refused()
 	}
 	return err
+}
+
+// releaseMemory returns the heap a config swap freed to the OS. Decoding
+// and compiling a config makes garbage in proportion to its size, and the
+// runtime keeps the heap it grew to (about twice the live config)
+// resident; an idle proxy would hold it for good. One collection is small
+// beside what the swap cost. It is skipped while the heap has not grown
+// past the runtime's minimum goal (4 MB at GOGC=100), as with a small
+// config: there is little to return, and a first collection would only
+// add the collector's own structures (about 0.7 MB) to a small proxy.
+func releaseMemory() {
+	s := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() == metrics.KindUint64 && s[0].Value.Uint64() <= 4<<20 {
+		return
+	}
+	debug.FreeOSMemory()
 }
 
 type serveOptions struct {
