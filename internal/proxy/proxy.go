@@ -115,11 +115,12 @@ func (p *Proxy) Close() {
 	p.in.h2c.CloseIdleConnections()
 }
 
-// bufferPool reuses the 32 KiB copy buffers of ReverseProxy, which
+// bufferPool reuses the 16 KiB copy buffers of ReverseProxy (one TLS
+// record; a buffer is held by every request in flight), which
 // otherwise allocates one per request.
 type bufferPool struct{}
 
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 16*1024); return &b }}
 
 func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
 func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
