@@ -74,11 +74,21 @@ func (c *Cluster) Snapshot() ClusterStatus {
 // Status is Snapshot, under the name the admin page calls.
 func (c *Cluster) Status() ClusterStatus { return c.Snapshot() }
 
-// Snapshot returns every cluster's state, sorted by name.
+// Snapshot returns every cluster's state, sorted by name. A cluster not
+// used yet shows the state it would start with.
 func (m *Manager) Snapshot() []ClusterStatus {
-	cs := *m.clusters.Load()
-	out := make([]ClusterStatus, 0, len(cs))
-	for _, c := range cs {
+	m.mu.Lock()
+	cs, configs := *m.clusters.Load(), m.configs
+	m.mu.Unlock()
+	out := make([]ClusterStatus, 0, len(configs))
+	for name, cc := range configs {
+		c := cs[name]
+		if c == nil {
+			// A throwaway: clusters made here have no health checks, so
+			// nothing runs for it.
+			c = newCluster(name, m)
+			c.update(m.Zone, cc)
+		}
 		out = append(out, c.Snapshot())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })

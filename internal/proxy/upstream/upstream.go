@@ -75,9 +75,19 @@ func (o Outcome) String() string {
 }
 
 // Manager owns every cluster's runtime state.
+//
+// A cluster's state is made when the cluster is first used (Cluster), not
+// when its config arrives: a sidecar holds the config of every service it
+// may call, but calls few of them, and the state of a cluster (its
+// endpoints' counters, a picker) costs more than its config. Clusters with
+// active health checks are made at once, so that their checks run.
 type Manager struct {
-	mu       sync.Mutex
+	mu sync.Mutex
+	// clusters holds the clusters made so far; it is replaced, never
+	// modified, so Cluster reads it without the lock.
 	clusters atomic.Pointer[map[string]*Cluster]
+	// configs is the config of every cluster, made or not (guarded by mu).
+	configs map[string]*compile.Cluster
 	// Zone is the local proxy's zone, for zone-aware balancing. Set it
 	// before the first Update; each Update applies the current value.
 	Zone string
@@ -94,21 +104,26 @@ func NewManager(zone string) *Manager {
 	return m
 }
 
-// Update applies a new set of clusters. Clusters and endpoints that remain
-// keep their state; removed ones are closed (health checkers stopped).
+// Update applies a new set of clusters; the map must not change after.
+// Clusters and endpoints that remain keep their state; removed ones are
+// closed (health checkers stopped).
 func (m *Manager) Update(clusters map[string]*compile.Cluster) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old := *m.clusters.Load()
-	next := make(map[string]*Cluster, len(clusters))
-	for name, cc := range clusters {
-		c := old[name]
-		if c == nil {
-			c = newCluster(name, m)
+	next := make(map[string]*Cluster, len(old))
+	for name, c := range old {
+		if cc, ok := clusters[name]; ok {
+			c.update(m.Zone, cc)
+			next[name] = c
 		}
-		c.update(m.Zone, cc)
-		next[name] = c
 	}
+	for name, cc := range clusters {
+		if cc != nil && cc.HealthCheck != nil && next[name] == nil {
+			next[name] = m.newCluster(name, cc)
+		}
+	}
+	m.configs = clusters
 	m.clusters.Store(&next)
 	for name, c := range old {
 		if _, ok := next[name]; !ok {
@@ -117,8 +132,38 @@ func (m *Manager) Update(clusters map[string]*compile.Cluster) {
 	}
 }
 
-// Cluster returns the named cluster or nil.
-func (m *Manager) Cluster(name string) *Cluster { return (*m.clusters.Load())[name] }
+// newCluster makes the state of cluster name with config cc.
+func (m *Manager) newCluster(name string, cc *compile.Cluster) *Cluster {
+	c := newCluster(name, m)
+	c.update(m.Zone, cc)
+	return c
+}
+
+// Cluster returns the named cluster, made on first use, or nil when the
+// config has no such cluster.
+func (m *Manager) Cluster(name string) *Cluster {
+	if c := (*m.clusters.Load())[name]; c != nil {
+		return c
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := *m.clusters.Load()
+	if c := cur[name]; c != nil {
+		return c // made meanwhile
+	}
+	cc, ok := m.configs[name]
+	if !ok {
+		return nil
+	}
+	c := m.newCluster(name, cc)
+	next := make(map[string]*Cluster, len(cur)+1)
+	for n, x := range cur {
+		next[n] = x
+	}
+	next[name] = c
+	m.clusters.Store(&next)
+	return c
+}
 
 // Close stops all background work.
 func (m *Manager) Close() { m.Update(nil) }

@@ -252,6 +252,64 @@ func TestUpdateLargeCluster(t *testing.T) {
 	}
 }
 
+// TestClustersMadeOnFirstUse: a cluster's state is made when it is first
+// asked for, once; until then the snapshot shows the state it would start
+// with; clusters with health checks are made at once.
+func TestClustersMadeOnFirstUse(t *testing.T) {
+	m, _ := newTestManager(t, "")
+	hc := mkCluster("checked", "", "10.0.0.9:80")
+	hc.HealthCheck = &compile.HealthCheck{Path: "/", Interval: compile.Duration(time.Hour), Timeout: compile.Duration(time.Second), HealthyThreshold: 1, UnhealthyThreshold: 1}
+	m.Update(map[string]*compile.Cluster{
+		"a":       mkCluster("a", "LeastRequest", "10.0.0.1:80", "10.0.0.2:80"),
+		"b":       mkCluster("b", "", "10.0.0.3:80"),
+		"checked": hc,
+	})
+	if made := *m.clusters.Load(); len(made) != 1 || made["checked"] == nil {
+		t.Fatalf("made before use: %v, want only the health-checked cluster", made)
+	}
+	s := m.Snapshot()
+	if len(s) != 3 || s[0].Name != "a" || s[0].LoadBalancer != "LeastRequest" || len(s[0].Endpoints) != 2 || !s[0].Endpoints[1].Healthy {
+		t.Fatalf("snapshot of clusters not used yet: %+v", s)
+	}
+	if len(*m.clusters.Load()) != 1 {
+		t.Fatal("the snapshot made clusters")
+	}
+
+	var wg sync.WaitGroup
+	got := make([]*Cluster, 8)
+	for i := range got {
+		wg.Add(1)
+		go func() { defer wg.Done(); got[i] = m.Cluster("a") }()
+	}
+	wg.Wait()
+	for _, c := range got {
+		if c == nil || c != got[0] {
+			t.Fatal("concurrent first uses made different clusters")
+		}
+	}
+	a := got[0]
+	e := a.Endpoint("10.0.0.1:80")
+	a.Begin(e)
+	if m.Cluster("nope") != nil {
+		t.Fatal("a cluster the config does not have was made")
+	}
+
+	// A reload keeps what was made, and makes nothing more.
+	m.Update(map[string]*compile.Cluster{
+		"a": mkCluster("a", "", "10.0.0.1:80"),
+		"b": mkCluster("b", "", "10.0.0.3:80"),
+	})
+	if made := *m.clusters.Load(); len(made) != 1 || made["a"] != a {
+		t.Fatalf("after reload: %v, want only a, kept", made)
+	}
+	if m.Cluster("a") != a || a.Endpoint("10.0.0.1:80") != e || e.Active() != 1 {
+		t.Fatal("a reload lost a cluster's state")
+	}
+	if m.Cluster("checked") != nil {
+		t.Fatal("a removed cluster is still there")
+	}
+}
+
 func TestSnapshotJSON(t *testing.T) {
 	m, clk := newTestManager(t, "zone-a")
 	cc := mkCluster("c", "RingHash", "zone-a/10.0.0.1:80", "zone-b/10.0.0.2:80")
