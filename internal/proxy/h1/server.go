@@ -108,8 +108,6 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 	cn.lr = limitReader{c: c, remain: unlimited}
 	cn.br = readers.Get().(*bufio.Reader)
 	cn.br.Reset(&cn.lr)
-	cn.bw = writers.Get().(*bufio.Writer)
-	cn.bw.Reset(c)
 	if !s.track(cn) {
 		c.Close()
 		cn.release()
@@ -139,14 +137,24 @@ func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 		if !keep || s.shutting.Load() || !cn.state.CompareAndSwap(stateActive, stateIdle) {
 			return
 		}
+		// Waiting for the next request, the connection needs its read
+		// buffer (the read lands there) but not its write buffer.
+		cn.putWriter()
 	}
 }
 
 func (cn *conn) release() {
 	cn.br.Reset(nil)
 	readers.Put(cn.br)
-	cn.bw.Reset(nil)
-	writers.Put(cn.bw)
+	cn.putWriter()
+}
+
+func (cn *conn) putWriter() {
+	if cn.bw != nil {
+		cn.bw.Reset(nil)
+		writers.Put(cn.bw)
+		cn.bw = nil
+	}
 }
 
 // serve runs the handler for one request and finishes its response. It
@@ -188,6 +196,10 @@ func (cn *conn) readRequest(ctx context.Context) (*http.Request, error) {
 	}
 	if !cn.state.CompareAndSwap(stateIdle, stateActive) {
 		return nil, errIdleClosed // Shutdown closed it
+	}
+	if cn.bw == nil {
+		cn.bw = writers.Get().(*bufio.Writer)
+		cn.bw.Reset(cn.rwc)
 	}
 	if s.ReadHeaderTimeout > 0 {
 		_ = cn.rwc.SetReadDeadline(time.Now().Add(s.ReadHeaderTimeout))

@@ -87,6 +87,15 @@ func TestTransportReusesConnections(t *testing.T) {
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("%d connections for 11 sequential requests, want 1", n)
 	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, list := range tr.idle {
+		for _, pc := range list {
+			if pc.br != nil || pc.bw != nil {
+				t.Fatal("an idle pooled connection holds its buffers")
+			}
+		}
+	}
 }
 
 // A server that answers once and then closes its end: the next GET on the
