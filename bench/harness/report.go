@@ -485,7 +485,7 @@ func withMB(s string) string {
 	return s + " MB"
 }
 
-// targets checks issue 9's targets for every weft system that ran.
+// targets checks the benchmark's targets for every weft system that ran.
 func targets(b *strings.Builder, res *Results) {
 	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	var wefts []*SystemResult
@@ -497,7 +497,7 @@ func targets(b *strings.Builder, res *Results) {
 	if len(wefts) == 0 {
 		return
 	}
-	w("## Issue 9's targets\n\nEach weft system against the best peer of the same run (issue 9 sets them for the mTLS pair; weft-plaintext is shown for what TLS costs).\n\n")
+	w("## Targets\n\nEach weft system against the best peer of the same run (the targets are set for the mTLS pair; weft-plaintext is shown for what TLS costs).\n\n")
 	w("| target |")
 	for _, s := range wefts {
 		w(" %s |", s.Name)
