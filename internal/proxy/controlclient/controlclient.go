@@ -112,7 +112,6 @@ type Client struct {
 	applied   *compile.Config           // last good config
 	appliedGW *compile.Gateway          // last good gateway config (Options.Gateway)
 	gwApplied string                    // the version appliedGW came with (it may be nil)
-	raw       map[string][]byte         // received resources by name
 	decoded   map[string]any            // *compile.Service or *compile.Cluster by name
 	bad       map[string]error          // received resources that do not decode
 	unknown   map[string]bool           // "namespace/name" the control plane says do not exist
@@ -162,7 +161,6 @@ func New(opts Options) (*Client, error) {
 		declared: declared,
 		opts:     opts,
 		log:      log.With("component", "controlclient"),
-		raw:      map[string][]byte{},
 		decoded:  map[string]any{},
 		bad:      map[string]error{},
 		unknown:  map[string]bool{},
@@ -367,15 +365,13 @@ func (c *Client) handle(u *meshv1.ConfigUpdate) *meshv1.ProxyMessage {
 	}
 	changed := u.Snapshot || len(u.Resources) > 0 || len(u.Removed) > 0
 	if u.Snapshot {
-		c.raw, c.decoded, c.bad = map[string][]byte{}, map[string]any{}, map[string]error{}
+		c.decoded, c.bad = map[string]any{}, map[string]error{}
 	}
 	for _, name := range u.Removed {
-		delete(c.raw, name)
 		delete(c.decoded, name)
 		delete(c.bad, name)
 	}
 	for _, r := range u.Resources {
-		c.raw[r.Name] = r.Body
 		delete(c.bad, r.Name)
 		v, err := decodeResource(r.Name, r.Body)
 		if err != nil {
