@@ -11,6 +11,7 @@ import (
 	"runtime/metrics"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -141,6 +142,7 @@ func runProxy(f proxyFlags, appArgv []string) error {
 	if err != nil {
 		return err
 	}
+	released := &memoryReleaser{}
 	w := &configfile.Watcher{
 		Path:    f.config,
 		Log:     log,
@@ -149,7 +151,7 @@ func runProxy(f proxyFlags, appArgv []string) error {
 			err := p.Apply(cfg)
 			if err == nil {
 				metrics.ConfigApplied.Inc()
-				releaseMemory()
+				released.swapped()
 			}
 			return err
 		},
@@ -229,6 +231,38 @@ func releaseMemory() {
 		return
 	}
 	debug.FreeOSMemory()
+}
+
+// releaseEvery spaces releases: a control plane may push several configs
+// a second while a mesh changes, and each release is a full collection.
+const releaseEvery = 10 * time.Second
+
+// memoryReleaser runs releaseMemory after config swaps, in the background
+// and at most once per releaseEvery; a swap within that time gets one
+// release at its end.
+type memoryReleaser struct {
+	mu      sync.Mutex
+	next    time.Time // no release before this
+	pending bool      // a release is scheduled
+}
+
+// swapped is told of every applied config.
+func (r *memoryReleaser) swapped() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pending {
+		return
+	}
+	r.pending = true
+	time.AfterFunc(max(time.Until(r.next), 0), r.release)
+}
+
+func (r *memoryReleaser) release() {
+	r.mu.Lock()
+	r.pending = false
+	r.next = time.Now().Add(releaseEvery)
+	r.mu.Unlock()
+	releaseMemory()
 }
 
 type serveOptions struct {
