@@ -25,7 +25,7 @@ import (
 const pollInterval = time.Second
 
 // loadGCPercent is the GC percent while a large file loads. Decoding makes
-// garbage in proportion to the file (about 64 MB for 1,000 services, a
+// garbage in proportion to the file (about 63 MB for 1,000 services, a
 // 420 KB file), and at the default of 100 the heap grows to twice what the
 // load keeps live; what the load keeps then ends up spread over that
 // larger heap. Half the headroom costs a few more collections for a peak
