@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"weft.dev/weft/internal/proxy/h1"
 )
 
 const (
@@ -32,6 +35,9 @@ type portServer struct {
 	// tls, on the connections TLS was terminated for (via inner).
 	srv   *http.Server
 	inner *chanListener
+	// h1 serves the port's HTTP/1 connections (plain, or TLS where ALPN
+	// chose http/1.1) on one goroutine each; srv keeps HTTP/2.
+	h1    *h1.Server
 	wg    sync.WaitGroup
 	conns sync.Map // opaque relays, closed on shutdown
 }
@@ -43,8 +49,11 @@ func (g *Gateway) listen(port int32, family string) (*portServer, error) {
 	}
 	ps := &portServer{g: g, port: port, family: family, ln: ln}
 	if family != "tcp" {
+		handler := g.p.WithTelemetry(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serveHTTP(port, w, r) }))
+		ps.h1 = &h1.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, Log: g.log}
+		ps.inner = newChanListener(ln.Addr())
 		ps.srv = &http.Server{
-			Handler:           g.p.WithTelemetry(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serveHTTP(port, w, r) })),
+			Handler:           handler,
 			ReadHeaderTimeout: readHeaderTimeout,
 			IdleTimeout:       idleTimeout,
 			ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
@@ -55,7 +64,6 @@ func (g *Gateway) listen(port int32, family string) (*portServer, error) {
 			ps.srv.Protocols.SetUnencryptedHTTP2(true)
 		} else {
 			ps.srv.Protocols.SetHTTP2(true)
-			ps.inner = newChanListener(ln.Addr())
 		}
 	}
 	return ps, nil
@@ -64,8 +72,9 @@ func (g *Gateway) listen(port int32, family string) (*portServer, error) {
 func (ps *portServer) start() {
 	switch ps.family {
 	case "http":
-		ps.wg.Add(1)
-		go func() { defer ps.wg.Done(); _ = ps.srv.Serve(ps.ln) }()
+		ps.wg.Add(2)
+		go func() { defer ps.wg.Done(); _ = ps.srv.Serve(ps.inner) }()
+		go func() { defer ps.wg.Done(); ps.accept(ps.servePlain) }()
 	case "tls":
 		ps.wg.Add(2)
 		go func() { defer ps.wg.Done(); _ = ps.srv.Serve(ps.inner) }()
@@ -147,9 +156,38 @@ func (ps *portServer) serveTLS(c net.Conn) {
 		ps.relayTLS(tc, l, sni)
 		return
 	}
+	if tc.ConnectionState().NegotiatedProtocol != "h2" {
+		ps.h1.ServeConn(context.Background(), tc)
+		return
+	}
 	if !ps.inner.push(tc) {
 		tc.Close()
 	}
+}
+
+// h2Preface opens every HTTP/2 connection without TLS (prior knowledge);
+// no HTTP/1 method starts with it.
+const h2Preface = "PRI * HTTP/2.0"
+
+// servePlain sends an HTTP connection to h1, or to the HTTP/2 server when
+// it opens with the HTTP/2 preface.
+func (ps *portServer) servePlain(c net.Conn) {
+	br := bufio.NewReaderSize(c, 64)
+	c.SetReadDeadline(time.Now().Add(readHeaderTimeout))
+	first, err := br.Peek(len(h2Preface))
+	c.SetReadDeadline(time.Time{})
+	pc := &h1.PeekedConn{Conn: c, R: br}
+	if err == nil && string(first) == h2Preface {
+		if !ps.inner.push(pc) {
+			c.Close()
+		}
+		return
+	}
+	if err != nil && len(first) == 0 {
+		c.Close()
+		return
+	}
+	ps.h1.ServeConn(context.Background(), pc)
 }
 
 // relayTLS sends a TLS listener's connection to the TLSRoute whose
@@ -187,6 +225,11 @@ func (ps *portServer) close() {
 	if ps.srv != nil {
 		ps.srv.Close()
 	}
+	if ps.h1 != nil {
+		expired, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = ps.h1.Shutdown(expired)
+	}
 	if ps.inner != nil {
 		ps.inner.Close()
 	}
@@ -198,8 +241,17 @@ func (ps *portServer) close() {
 func (ps *portServer) shutdown(ctx context.Context) error {
 	ps.ln.Close()
 	var err error
+	h1done := make(chan error, 1)
+	if ps.h1 != nil {
+		go func() { h1done <- ps.h1.Shutdown(ctx) }()
+	} else {
+		h1done <- nil
+	}
 	if ps.srv != nil {
 		err = ps.srv.Shutdown(ctx)
+	}
+	if e := <-h1done; e != nil && err == nil {
+		err = e
 	}
 	if ps.inner != nil {
 		ps.inner.Close()

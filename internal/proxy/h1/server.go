@@ -16,6 +16,7 @@ package h1
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -71,6 +72,9 @@ type conn struct {
 	bw     *bufio.Writer
 	state  atomic.Int32
 	remote string
+	// tls is the connection's TLS state when it is a *tls.Conn, given to
+	// every request as net/http does.
+	tls *tls.ConnectionState
 }
 
 // limitReader reads from the connection, at most remain bytes: the cap on
@@ -105,6 +109,10 @@ var (
 // it. ctx carries the connection's values to every request's context.
 func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 	cn := &conn{s: s, rwc: c, remote: c.RemoteAddr().String()}
+	if tc, ok := c.(*tls.Conn); ok {
+		st := tc.ConnectionState()
+		cn.tls = &st
+	}
 	cn.lr = limitReader{c: c, remain: unlimited}
 	cn.br = readers.Get().(*bufio.Reader)
 	cn.br.Reset(&cn.lr)
@@ -227,6 +235,7 @@ func (cn *conn) readRequest(ctx context.Context) (*http.Request, error) {
 		return nil, err
 	}
 	req.RemoteAddr = cn.remote
+	req.TLS = cn.tls
 	req = req.WithContext(ctx)
 	if req.ContentLength != 0 && req.ProtoAtLeast(1, 1) {
 		if ex := req.Header["Expect"]; len(ex) > 0 {
