@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
@@ -219,17 +220,21 @@ func runProxy(f proxyFlags, appArgv []string) error {
 // releaseMemory returns the heap a config swap freed to the OS. Decoding
 // and compiling a config makes garbage in proportion to its size, and the
 // runtime keeps the heap it grew to (about twice the live config)
-// resident; an idle proxy would hold it for good. One collection is small
-// beside what the swap cost. It is skipped while the heap has not grown
-// past the runtime's minimum goal (4 MB at GOGC=100), as with a small
-// config: there is little to return, and a first collection would only
-// add the collector's own structures (about 0.7 MB) to a small proxy.
+// resident; an idle proxy would hold it for good. Two collections are
+// small beside what the swap cost; it takes two because what sync.Pools
+// hold goes only at the second, and that includes the buffer Compile
+// marshals the whole config into to hash it (about 1 MB for 1,000
+// services). It is skipped while the heap has not grown past the
+// runtime's minimum goal (4 MB at GOGC=100), as with a small config: there
+// is little to return, and a first collection would only add the
+// collector's own structures (about 0.7 MB) to a small proxy.
 func releaseMemory() {
 	s := []metrics.Sample{{Name: "/gc/heap/goal:bytes"}}
 	metrics.Read(s)
 	if s[0].Value.Kind() == metrics.KindUint64 && s[0].Value.Uint64() <= 4<<20 {
 		return
 	}
+	runtime.GC()
 	debug.FreeOSMemory()
 }
 
