@@ -3,10 +3,12 @@ package h1
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -303,5 +305,35 @@ func TestServerShutdownDrains(t *testing.T) {
 	_ = idle.SetReadDeadline(time.Now().Add(time.Second))
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Fatalf("idle connection after shutdown: %v, want EOF", err)
+	}
+}
+
+func TestServerTLSState(t *testing.T) {
+	cert := httptest.NewTLSServer(http.NotFoundHandler())
+	cfg := cert.TLS.Clone()
+	cert.Close()
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || !r.TLS.HandshakeComplete {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		io.WriteString(w, r.TLS.NegotiatedProtocol)
+	})}
+	addr := acceptEach(t, func(c net.Conn) {
+		tc := tls.Server(c, cfg)
+		if tc.Handshake() == nil {
+			s.ServeConn(context.Background(), tc)
+		}
+		tc.Close()
+	})
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}}}}
+	resp, err := c.Get("https://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "http/1.1" {
+		t.Fatalf("%d %q: the handler did not see the connection's TLS state", resp.StatusCode, b)
 	}
 }
