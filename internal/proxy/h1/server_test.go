@@ -333,6 +333,7 @@ func TestServerTLSState(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	c.CloseIdleConnections() // lets ServeConn return before the test ends
 	if resp.StatusCode != 200 || string(b) != "http/1.1" {
 		t.Fatalf("%d %q: the handler did not see the connection's TLS state", resp.StatusCode, b)
 	}
