@@ -239,8 +239,11 @@ func releaseMemory() {
 }
 
 // releaseEvery spaces releases: a control plane may push several configs
-// a second while a mesh changes, and each release is a full collection.
-const releaseEvery = 10 * time.Second
+// a second while a mesh changes, and each release is two full collections.
+// It is short enough that the pushes a proxy gets as it joins (its config,
+// then the mesh's change from its own registration) are released within
+// moments.
+const releaseEvery = 2 * time.Second
 
 // memoryReleaser runs releaseMemory after config swaps, in the background
 // and at most once per releaseEvery; a swap within that time gets one
