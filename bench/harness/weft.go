@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"weft.dev/weft/internal/proxy/proxytest"
 )
 
 // WeftCaps is what the weft binary under test can do, read from
@@ -275,31 +277,4 @@ func waitReady(p *Proc, admin string, timeout time.Duration) error {
 
 // ThousandServices is a config of n Services, each with one Workload: the
 // idle-RSS check's "proxy holding config for 1,000 services".
-func ThousandServices(n int) string {
-	var b strings.Builder
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteString("---\n")
-		}
-		name := fmt.Sprintf("svc-%04d", i)
-		fmt.Fprintf(&b, `apiVersion: v1
-kind: Service
-metadata: {name: %s}
-spec:
-  selector: {app: %s}
-  ports:
-  - {name: http, port: 80, targetPort: http, appProtocol: http}
-  - {name: grpc, port: 50051, targetPort: grpc, appProtocol: grpc}
----
-apiVersion: weft.dev/v1alpha1
-kind: Workload
-metadata:
-  name: %s-1
-  labels: {app: %s}
-spec:
-  address: 10.%d.%d.%d
-  ports: [{name: http, port: 8080}, {name: grpc, port: 9090}]
-`, name, name, name, name, 1+i/65536, (i/256)%256, i%256)
-	}
-	return b.String()
-}
+func ThousandServices(n int) string { return proxytest.ManyServices(n) }

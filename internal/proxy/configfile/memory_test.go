@@ -1,54 +1,21 @@
 package configfile_test
 
 import (
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 
 	"weft.dev/weft/internal/proxy"
 	"weft.dev/weft/internal/proxy/configfile"
+	"weft.dev/weft/internal/proxy/proxytest"
 )
-
-// manyServices is a file of n Services, each with one Workload and two
-// ports: the shape of the benchmark's idle proxy "holding config for 1,000
-// services".
-func manyServices(n int) string {
-	var b strings.Builder
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteString("---\n")
-		}
-		name := fmt.Sprintf("svc-%04d", i)
-		fmt.Fprintf(&b, `apiVersion: v1
-kind: Service
-metadata: {name: %s}
-spec:
-  selector: {app: %s}
-  ports:
-  - {name: http, port: 80, targetPort: http, appProtocol: http}
-  - {name: grpc, port: 50051, targetPort: grpc, appProtocol: grpc}
----
-apiVersion: weft.dev/v1alpha1
-kind: Workload
-metadata:
-  name: %s-1
-  labels: {app: %s}
-spec:
-  address: 10.%d.%d.%d
-  ports: [{name: http, port: 8080}, {name: grpc, port: 9090}]
-`, name, name, name, name, 1+i/65536, (i/256)%256, i%256)
-	}
-	return b.String()
-}
 
 func writeServices(tb testing.TB, n int) string {
 	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "services.yaml")
-	if err := os.WriteFile(path, []byte(manyServices(n)), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(proxytest.ManyServices(n)), 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	return path

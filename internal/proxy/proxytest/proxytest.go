@@ -1,12 +1,14 @@
 // Package proxytest has what the proxy's benchmarks share: a service whose
-// one endpoint echoes 1 KiB, and its config.
+// one endpoint echoes 1 KiB, its config, and a config of many services.
 package proxytest
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"weft.dev/weft/internal/compile"
@@ -43,4 +45,36 @@ func Config(addr string, retry *compile.Retry) *compile.Config {
 			LoadBalancer: compile.LoadBalancer{Type: "RoundRobin"},
 		}},
 	}
+}
+
+// ManyServices is a config file of n Services, each with an HTTP and a
+// gRPC port and one Workload: the benchmark's idle proxy "holding config
+// for 1,000 services", and the memory tests' input.
+func ManyServices(n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			b.WriteString("---\n")
+		}
+		name := fmt.Sprintf("svc-%04d", i)
+		fmt.Fprintf(&b, `apiVersion: v1
+kind: Service
+metadata: {name: %s}
+spec:
+  selector: {app: %s}
+  ports:
+  - {name: http, port: 80, targetPort: http, appProtocol: http}
+  - {name: grpc, port: 50051, targetPort: grpc, appProtocol: grpc}
+---
+apiVersion: weft.dev/v1alpha1
+kind: Workload
+metadata:
+  name: %s-1
+  labels: {app: %s}
+spec:
+  address: 10.%d.%d.%d
+  ports: [{name: http, port: 8080}, {name: grpc, port: 9090}]
+`, name, name, name, name, 1+i/65536, (i/256)%256, i%256)
+	}
+	return b.String()
 }
