@@ -226,7 +226,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !retry {
-			writeJSON(w, http.StatusOK, resp)
+			WriteJSON(w, http.StatusOK, resp)
 			return
 		}
 		if attempt == maxApplyAttempts {

@@ -50,7 +50,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		}
 		resp.Items = append(resp.Items, item(o))
 	}
-	writeJSON(w, http.StatusOK, resp)
+	WriteJSON(w, http.StatusOK, resp)
 }
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
@@ -68,7 +68,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, item(o))
+	WriteJSON(w, http.StatusOK, item(o))
 }
 
 func notFound(kind, ns, name string) string {
@@ -97,7 +97,7 @@ func (s *Server) deleteOne(w http.ResponseWriter, r *http.Request) {
 		s.storeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ApplyResponse{Revision: rev,
+	WriteJSON(w, http.StatusOK, ApplyResponse{Revision: rev,
 		Results: []Result{{Kind: kind, Namespace: ns, Name: name, Action: ActionDeleted}}})
 }
 
@@ -147,12 +147,12 @@ func (s *Server) deleteFiles(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if len(missing) > 0 {
-			writeJSON(w, http.StatusNotFound, ErrorBody{
+			WriteJSON(w, http.StatusNotFound, ErrorBody{
 				Error:   fmt.Sprintf("%d of %d objects not found; the others were deleted", len(missing), len(objs)),
 				Details: missing, Results: results})
 			return
 		}
-		writeJSON(w, http.StatusOK, ApplyResponse{Results: results, Revision: rev})
+		WriteJSON(w, http.StatusOK, ApplyResponse{Results: results, Revision: rev})
 		return
 	}
 	writeError(w, http.StatusConflict, "the objects kept changing while being deleted; try again", nil)

@@ -130,14 +130,21 @@ func (s *Server) authenticated(h http.Handler) http.Handler {
 	})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON answers with v as JSON: the API's answers, and those of the
+// control plane's other HTTP calls mounted on it (CA, tokens, stats).
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 }
 
+// WriteError answers with an ErrorBody saying msg.
+func WriteError(w http.ResponseWriter, status int, msg string) {
+	writeError(w, status, msg, nil)
+}
+
 func writeError(w http.ResponseWriter, status int, msg string, details []Detail) {
-	writeJSON(w, status, ErrorBody{Error: msg, Details: details})
+	WriteJSON(w, status, ErrorBody{Error: msg, Details: details})
 }
 
 // storeError answers a failed store call.
@@ -169,5 +176,5 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 			resp.Proxies = ps
 		}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	WriteJSON(w, http.StatusOK, resp)
 }

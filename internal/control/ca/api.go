@@ -16,7 +16,7 @@ import (
 // /api/v1/ca/drop-old.
 func (a *Authority) Mount(s *api.Server) {
 	s.Handle("GET /api/v1/ca", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, a.Status())
+		api.WriteJSON(w, http.StatusOK, a.Status())
 	}))
 	s.Handle("GET /api/v1/ca/bundle", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/x-pem-file")
@@ -26,7 +26,7 @@ func (a *Authority) Mount(s *api.Server) {
 		var req api.CARotateRequest
 		if r.ContentLength != 0 {
 			if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
-				writeError(w, http.StatusBadRequest, "request body: "+err.Error())
+				api.WriteError(w, http.StatusBadRequest, "request body: "+err.Error())
 				return
 			}
 		}
@@ -34,7 +34,7 @@ func (a *Authority) Mount(s *api.Server) {
 		if req.Overlap != "" {
 			d, err := time.ParseDuration(req.Overlap)
 			if err != nil || d <= 0 {
-				writeError(w, http.StatusBadRequest, "overlap "+req.Overlap+": want a positive duration such as 48h")
+				api.WriteError(w, http.StatusBadRequest, "overlap "+req.Overlap+": want a positive duration such as 48h")
 				return
 			}
 			overlap = d
@@ -51,21 +51,11 @@ func (a *Authority) Mount(s *api.Server) {
 func (a *Authority) answer(w http.ResponseWriter, st api.CAStatus, err error) {
 	switch {
 	case errors.Is(err, ErrIntermediate), errors.Is(err, ErrNoOverlap):
-		writeError(w, http.StatusConflict, err.Error())
+		api.WriteError(w, http.StatusConflict, err.Error())
 	case err != nil:
 		a.log.Error("CA change failed", "error", err)
-		writeError(w, http.StatusInternalServerError, err.Error())
+		api.WriteError(w, http.StatusInternalServerError, err.Error())
 	default:
-		writeJSON(w, http.StatusOK, st)
+		api.WriteJSON(w, http.StatusOK, st)
 	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, api.ErrorBody{Error: msg})
 }

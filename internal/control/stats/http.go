@@ -42,40 +42,40 @@ func (e *queryError) Error() string { return e.msg }
 func (s *Stats) serveGraph(w http.ResponseWriter, r *http.Request) {
 	window, err := s.duration(r, "window", DefaultGraphWindow)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		api.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	g, err := s.Graph(r.Context(), r.URL.Query().Get("namespace"), window)
 	if err != nil {
 		s.log.Error("graph", "error", err)
-		writeError(w, http.StatusInternalServerError, "store: "+err.Error())
+		api.WriteError(w, http.StatusInternalServerError, "store: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, g)
+	api.WriteJSON(w, http.StatusOK, g)
 }
 
 func (s *Stats) serveServiceMetrics(w http.ResponseWriter, r *http.Request) {
 	window, err := s.duration(r, "window", s.opts.Window)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		api.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	step, err := s.duration(r, "step", s.opts.Resolution)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		api.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	m, err := s.ServiceMetrics(r.Context(), r.PathValue("namespace"), r.PathValue("name"), window, step)
 	if err != nil {
 		s.log.Error("service metrics", "error", err)
-		writeError(w, http.StatusInternalServerError, "store: "+err.Error())
+		api.WriteError(w, http.StatusInternalServerError, "store: "+err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, m)
+	api.WriteJSON(w, http.StatusOK, m)
 }
 
 func (s *Stats) serveProxies(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.Proxies(r.Context()))
+	api.WriteJSON(w, http.StatusOK, s.Proxies(r.Context()))
 }
 
 // serveTap streams tapped requests as NDJSON until the client goes away
@@ -87,14 +87,14 @@ func (s *Stats) serveTap(w http.ResponseWriter, r *http.Request) {
 		PathPrefix: q.Get("path"), Method: strings.ToUpper(q.Get("method")),
 	}
 	if f.PathPrefix != "" && !strings.HasPrefix(f.PathPrefix, "/") {
-		writeError(w, http.StatusBadRequest, "path="+f.PathPrefix+": want a prefix starting with /")
+		api.WriteError(w, http.StatusBadRequest, "path="+f.PathPrefix+": want a prefix starting with /")
 		return
 	}
 	limit := 0
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			writeError(w, http.StatusBadRequest, "limit="+v+": want a number of requests, 0 for no limit")
+			api.WriteError(w, http.StatusBadRequest, "limit="+v+": want a number of requests, 0 for no limit")
 			return
 		}
 		limit = n
@@ -140,14 +140,4 @@ func (s *Stats) serveTap(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, api.ErrorBody{Error: msg})
 }

@@ -23,14 +23,14 @@ func Mount(s *api.Server, st store.Store, pin func() string, log *slog.Logger) {
 	s.Handle("POST /api/v1/tokens", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req api.TokenCreateRequest
 		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, "request body: "+err.Error())
+			api.WriteError(w, http.StatusBadRequest, "request body: "+err.Error())
 			return
 		}
 		o := CreateOptions{Name: req.Name, Namespace: req.Namespace, ServiceAccount: req.ServiceAccount}
 		if req.TTL != "" {
 			d, err := time.ParseDuration(req.TTL)
 			if err != nil || d <= 0 {
-				writeError(w, http.StatusBadRequest, "ttl "+req.TTL+": want a positive duration such as 24h")
+				api.WriteError(w, http.StatusBadRequest, "ttl "+req.TTL+": want a positive duration such as 24h")
 				return
 			}
 			o.TTL = d
@@ -38,19 +38,19 @@ func Mount(s *api.Server, st store.Store, pin func() string, log *slog.Logger) {
 		rec, err := Create(r.Context(), st, o, time.Now())
 		switch {
 		case errors.Is(err, ErrExists):
-			writeError(w, http.StatusConflict, err.Error())
+			api.WriteError(w, http.StatusConflict, err.Error())
 			return
 		case err != nil:
-			writeError(w, http.StatusBadRequest, err.Error())
+			api.WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		log.Info("join token created", "name", rec.Name, "namespace", rec.Namespace, "service_account", rec.ServiceAccount, "expires", rec.Expires)
-		writeJSON(w, http.StatusCreated, api.TokenCreated{TokenInfo: Info(rec, time.Now()), Token: Format(pin(), rec.Secret)})
+		api.WriteJSON(w, http.StatusCreated, api.TokenCreated{TokenInfo: Info(rec, time.Now()), Token: Format(pin(), rec.Secret)})
 	}))
 	s.Handle("GET /api/v1/tokens", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		recs, err := List(r.Context(), st)
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, err.Error())
+			api.WriteError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		out := api.TokenList{Items: []api.TokenInfo{}}
@@ -58,20 +58,20 @@ func Mount(s *api.Server, st store.Store, pin func() string, log *slog.Logger) {
 		for _, rec := range recs {
 			out.Items = append(out.Items, Info(rec, now))
 		}
-		writeJSON(w, http.StatusOK, out)
+		api.WriteJSON(w, http.StatusOK, out)
 	}))
 	s.Handle("POST /api/v1/tokens/{name}/revoke", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec, err := Revoke(r.Context(), st, r.PathValue("name"), time.Now())
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			writeError(w, http.StatusNotFound, "no join token named "+r.PathValue("name"))
+			api.WriteError(w, http.StatusNotFound, "no join token named "+r.PathValue("name"))
 			return
 		case err != nil:
-			writeError(w, http.StatusInternalServerError, err.Error())
+			api.WriteError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
 		log.Info("join token revoked", "name", rec.Name)
-		writeJSON(w, http.StatusOK, Info(rec, time.Now()))
+		api.WriteJSON(w, http.StatusOK, Info(rec, time.Now()))
 	}))
 }
 
@@ -79,14 +79,4 @@ func Mount(s *api.Server, st store.Store, pin func() string, log *slog.Logger) {
 func Info(r *Record, now time.Time) api.TokenInfo {
 	return api.TokenInfo{Name: r.Name, Namespace: r.Namespace, ServiceAccount: r.ServiceAccount,
 		Created: r.Created, Expires: r.Expires, Revoked: r.Revoked, State: r.State(now)}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, api.ErrorBody{Error: msg})
 }
