@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"weft.dev/weft/internal/proxy/h1"
+	"weft.dev/weft/internal/proxy/listener"
 )
 
 const (
@@ -34,7 +35,7 @@ type portServer struct {
 	// srv serves HTTP: on the port itself (family http) or, for family
 	// tls, on the connections TLS was terminated for (via inner).
 	srv   *http.Server
-	inner *chanListener
+	inner *listener.ConnListener
 	// h1 serves the port's HTTP/1 connections (plain, or TLS where ALPN
 	// chose http/1.1) on one goroutine each; srv keeps HTTP/2.
 	h1    *h1.Server
@@ -51,7 +52,7 @@ func (g *Gateway) listen(port int32, family string) (*portServer, error) {
 	if family != "tcp" {
 		handler := g.p.WithTelemetry(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { g.serveHTTP(port, w, r) }))
 		ps.h1 = &h1.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout, Log: g.log}
-		ps.inner = newChanListener(ln.Addr())
+		ps.inner = listener.NewConnListener(ln.Addr())
 		ps.srv = &http.Server{
 			Handler:           handler,
 			ReadHeaderTimeout: readHeaderTimeout,
@@ -160,7 +161,7 @@ func (ps *portServer) serveTLS(c net.Conn) {
 		ps.h1.ServeConn(context.Background(), tc)
 		return
 	}
-	if !ps.inner.push(tc) {
+	if !ps.inner.Push(tc) {
 		tc.Close()
 	}
 }
@@ -178,7 +179,7 @@ func (ps *portServer) servePlain(c net.Conn) {
 	c.SetReadDeadline(time.Time{})
 	pc := &h1.PeekedConn{Conn: c, R: br}
 	if err == nil && string(first) == h2Preface {
-		if !ps.inner.push(pc) {
+		if !ps.inner.Push(pc) {
 			c.Close()
 		}
 		return
@@ -272,41 +273,3 @@ func (ps *portServer) closeConns() {
 		return true
 	})
 }
-
-// chanListener hands connections accepted (and TLS-terminated) elsewhere to
-// an http.Server.
-type chanListener struct {
-	addr net.Addr
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
-}
-
-func newChanListener(addr net.Addr) *chanListener {
-	return &chanListener{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *chanListener) push(c net.Conn) bool {
-	select {
-	case l.ch <- c:
-		return true
-	case <-l.done:
-		return false
-	}
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *chanListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *chanListener) Addr() net.Addr { return l.addr }

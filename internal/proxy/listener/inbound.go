@@ -59,7 +59,7 @@ func (s *Set) inbound(c net.Conn, apps map[int]*proxy.App) {
 		s.h1.ServeConn(proxy.WithPeer(proxy.WithApp(context.Background(), app), peer), conn)
 		return
 	}
-	if !s.innerL.push(&appConn{Conn: readBuffered(conn), app: app, peer: peer}) {
+	if !s.innerL.Push(&appConn{Conn: readBuffered(conn), app: app, peer: peer}) {
 		conn.Close()
 	}
 }

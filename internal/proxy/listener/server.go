@@ -30,7 +30,7 @@ type Set struct {
 	// inbound listener; each connection carries its target (outbound) or
 	// its app (inbound) in its context.
 	inner  *http.Server
-	innerL *chanListener
+	innerL *ConnListener
 	// h1 serves the HTTP/1 connections of the same ports without
 	// net/http's per-request goroutines (internal/proxy/h1).
 	h1      *h1.Server
@@ -41,7 +41,7 @@ type Set struct {
 
 // NewSet makes an empty listener set for p.
 func NewSet(p *proxy.Proxy, log *slog.Logger) *Set {
-	s := &Set{p: p, log: log, innerL: newChanListener()}
+	s := &Set{p: p, log: log, innerL: NewConnListener(&net.TCPAddr{})}
 	outbound, inbound := p.Handler(nil), p.InboundHandler()
 	mesh := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if proxy.AppFrom(r.Context()) != nil {
@@ -159,7 +159,7 @@ func (s *Set) dispatch(c net.Conn, tg *proxy.Target) {
 			return
 		}
 	}
-	if !s.innerL.push(&targetConn{Conn: readBuffered(c), target: tg}) {
+	if !s.innerL.Push(&targetConn{Conn: readBuffered(c), target: tg}) {
 		c.Close()
 	}
 }
@@ -198,39 +198,3 @@ type targetConn struct {
 	net.Conn
 	target *proxy.Target
 }
-
-// chanListener hands connections accepted elsewhere to an http.Server.
-type chanListener struct {
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
-}
-
-func newChanListener() *chanListener {
-	return &chanListener{ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *chanListener) push(c net.Conn) bool {
-	select {
-	case l.ch <- c:
-		return true
-	case <-l.done:
-		return false
-	}
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *chanListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{} }
