@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"weft.dev/weft/internal/proxy"
 	"weft.dev/weft/internal/proxy/h1"
 	"weft.dev/weft/internal/proxy/listener"
 )
@@ -195,7 +196,7 @@ func (ps *portServer) servePlain(c net.Conn) {
 // hostnames match the SNI.
 func (ps *portServer) relayTLS(c net.Conn, l *listenerRT, sni string) {
 	for _, r := range l.tls {
-		if len(r.hosts) == 0 || hostMatches(r.hosts, sni) {
+		if len(r.hosts) == 0 || proxy.HostMatches(r.hosts, sni) {
 			ps.track(c)
 			defer ps.untrack(c)
 			ps.g.p.ServeEdgeTCP(c, r.backends)

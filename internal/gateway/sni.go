@@ -59,17 +59,3 @@ func (c *replayConn) CloseWrite() error {
 	}
 	return c.Conn.Close()
 }
-
-// hostMatches is Gateway API hostname matching: exact, or "*.example.com"
-// covering one or more labels.
-func hostMatches(hosts []string, host string) bool {
-	for _, h := range hosts {
-		if h == host {
-			return true
-		}
-		if strings.HasPrefix(h, "*.") && strings.HasSuffix(host, h[1:]) && len(host) > len(h)-1 {
-			return true
-		}
-	}
-	return false
-}

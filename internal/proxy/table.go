@@ -289,7 +289,7 @@ func (sp *servicePort) route(r *http.Request) *rule {
 	host = strings.ToLower(host)
 	var query map[string][]string
 	for _, ru := range sp.rules {
-		if len(ru.hosts) > 0 && !hostMatches(ru.hosts, host) {
+		if len(ru.hosts) > 0 && !HostMatches(ru.hosts, host) {
 			continue
 		}
 		if len(ru.matches) == 0 {
@@ -304,9 +304,10 @@ func (sp *servicePort) route(r *http.Request) *rule {
 	return nil
 }
 
-// hostMatches implements Gateway API hostname matching, with "*.example.com"
-// wildcards covering one or more labels.
-func hostMatches(hosts []string, host string) bool {
+// HostMatches implements Gateway API hostname matching, with "*.example.com"
+// wildcards covering one or more labels: for routes here and for the
+// gateway's TLSRoutes by SNI.
+func HostMatches(hosts []string, host string) bool {
 	for _, h := range hosts {
 		if h == host {
 			return true
