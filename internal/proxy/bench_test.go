@@ -1,7 +1,6 @@
 package proxy_test
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -26,19 +25,7 @@ func client(proxyURL string) *http.Client {
 }
 
 func run(b *testing.B, c *http.Client, target string) {
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		resp, err := c.Get(target)
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, _ := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || n != int64(len(proxytest.Payload)) {
-			b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
-		}
-	}
+	proxytest.Run(b, func() (*http.Response, error) { return c.Get(target) })
 }
 
 func BenchmarkDirectHTTP1(b *testing.B) {

@@ -3,7 +3,6 @@ package listener_test
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"testing"
@@ -20,19 +19,9 @@ import (
 
 func post(b *testing.B, url string) {
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		resp, err := c.Post(url, "application/octet-stream", bytes.NewReader(proxytest.Payload))
-		if err != nil {
-			b.Fatal(err)
-		}
-		n, _ := io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || n != int64(len(proxytest.Payload)) {
-			b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
-		}
-	}
+	proxytest.Run(b, func() (*http.Response, error) {
+		return c.Post(url, "application/octet-stream", bytes.NewReader(proxytest.Payload))
+	})
 }
 
 func BenchmarkDirect(b *testing.B) { post(b, proxytest.Echo(b).URL+"/") }

@@ -27,6 +27,24 @@ func Echo(tb testing.TB) *httptest.Server {
 	return srv
 }
 
+// Run is a benchmark's loop: b.N requests made by send, each checked for
+// a 200 carrying Payload, with allocations reported.
+func Run(b *testing.B, send func() (*http.Response, error)) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		resp, err := send()
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || n != int64(len(Payload)) {
+			b.Fatalf("status %d, %d bytes", resp.StatusCode, n)
+		}
+	}
+}
+
 // Config is a proxy config with one HTTP service, "bench" port 8080, whose
 // one endpoint is addr, retried per retry (nil: no retries).
 func Config(addr string, retry *compile.Retry) *compile.Config {
