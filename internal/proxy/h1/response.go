@@ -351,11 +351,13 @@ func writeHeader(bw *bufio.Writer, h http.Header) {
 	}
 }
 
+var lineBreaks = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ")
+
 func writeField(bw *bufio.Writer, k, v string) {
 	bw.WriteString(k)
 	bw.WriteString(": ")
 	if strings.ContainsAny(v, "\r\n") {
-		v = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(v)
+		v = lineBreaks.Replace(v)
 	}
 	bw.WriteString(textproto.TrimString(v))
 	bw.WriteString("\r\n")
