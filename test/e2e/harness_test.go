@@ -179,14 +179,24 @@ func startProxy(t testing.TB, path string, opts ProxyOptions) (*Proxy, error) {
 		args = append(args, "--zone", opts.Zone)
 	}
 	args = append(args, opts.Args...)
+	if err := p.launch(args, opts.Env, "proxy", 15*time.Second); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// launch starts `weft args...` as p, stops it when the test ends (showing
+// its output if the test failed), and waits up to timeout for /ready.
+func (p *Proxy) launch(args, env []string, label string, timeout time.Duration) error {
+	t := p.t
 	p.cmd = exec.Command(weftBin, args...)
 	p.cmd.Stdout = p.Stderr
 	p.cmd.Stderr = p.Stderr
-	p.cmd.Env = append(os.Environ(), opts.Env...)
+	p.cmd.Env = append(os.Environ(), env...)
 	// If the test binary dies (panic, -timeout), take the proxy with it.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", weftBin, err)
+		return fmt.Errorf("start %s: %w", weftBin, err)
 	}
 	go func() {
 		p.err = p.cmd.Wait()
@@ -195,14 +205,14 @@ func startProxy(t testing.TB, path string, opts ProxyOptions) (*Proxy, error) {
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
-			t.Logf("weft %s\n--- proxy output ---\n%s--- end of proxy output ---", strings.Join(args, " "), p.Stderr.String())
+			t.Logf("weft %s\n--- %s output ---\n%s--- end of proxy output ---", strings.Join(args, " "), label, p.Stderr.String())
 		}
 	})
-	if err := p.waitReady(15 * time.Second); err != nil {
+	if err := p.waitReady(timeout); err != nil {
 		p.Stop()
-		return nil, fmt.Errorf("%w\n--- proxy output ---\n%s", err, p.Stderr.String())
+		return fmt.Errorf("%w\n--- proxy output ---\n%s", err, p.Stderr.String())
 	}
-	return p, nil
+	return nil
 }
 
 func (p *Proxy) waitReady(timeout time.Duration) error {

@@ -10,13 +10,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -91,26 +89,8 @@ func startMeshProxy(t testing.TB, control, tokenFile string, opts MeshProxyOptio
 		args = append(args, "--upstream", u+"="+addr)
 	}
 	args = append(args, opts.Args...)
-	p.cmd = exec.Command(weftBin, args...)
-	p.cmd.Stdout = p.Stderr
-	p.cmd.Stderr = p.Stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", weftBin, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		p.Stop()
-		if t.Failed() {
-			t.Logf("weft %s\n--- proxy %s output ---\n%s--- end of proxy output ---", strings.Join(args, " "), opts.Name, p.Stderr.String())
-		}
-	})
-	if err := p.waitReady(20 * time.Second); err != nil {
-		p.Stop()
-		return nil, fmt.Errorf("%w\n--- proxy output ---\n%s", err, p.Stderr.String())
+	if err := p.launch(args, nil, "proxy "+opts.Name, 20*time.Second); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
